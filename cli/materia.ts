@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from "commander";
+import { ConfigError, load_config } from "../config/load.js";
+import type { Config } from "../config/schema.js";
+import { configure_log } from "../lib/log.js";
+import { is_job_name, pipeline_jobs, job_named } from "../jobs/registry.js";
+import { run_jobs_in_process } from "../jobs/run_pipeline.js";
+
+function configured(): Config {
+  const config = load_config();
+  configure_log({ level: config.log_level, line_bytes_max: config.log_line_bytes_max });
+  return config;
+}
+
+function pipeline_target(name: string): string {
+  if (name !== "all" && !is_job_name(name)) {
+    throw new InvalidArgumentError(`expected one of ${[...pipeline_jobs.map((job) => job.name), "all"].join(", ")}`);
+  }
+  return name;
+}
+
+const program = new Command("materia")
+  .description("materia keeps the BeanFlows coffee dashboard fresh: extract → SQLMesh → serving")
+  .showHelpAfterError();
+
+const pipeline = program.command("pipeline").description("the pipeline's jobs, run by hand");
+pipeline.command("list").description("list the jobs in the order a cycle runs them").action(() => {
+  for (const job of pipeline_jobs) console.log(`${job.name.padEnd(16)}${job.description}`);
+});
+pipeline.command("run")
+  .description("run one job, or all of them in order, now (never while another pipeline run holds the lock)")
+  .argument("<job>", "extract, transform, export_serving or all", pipeline_target)
+  .option("--force", "export_serving: publish even when the publish gate refuses")
+  .action(async (target: string, options: { force?: boolean }) => {
+    const config = configured();
+    const jobs = target === "all" ? pipeline_jobs : [job_named(target)!];
+    await run_jobs_in_process(config, jobs, { force: options.force === true });
+  });
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  // One line on stderr: what failed and why; the log above has the detail.
+  console.error(`materia: ${(error as Error).message.split("\n")[0]}`);
+  process.exit(error instanceof ConfigError ? 2 : 1);
+}

@@ -1,0 +1,48 @@
+import path from "node:path";
+import { z } from "zod";
+
+// Every setting materia reads, in one place. Names are the environment variables; units are
+// the last word. Defaults keep a development checkout self-contained under ./data/ and offline
+// (the PSD file shipped in the repo); production overrides paths and PSD_SOURCE_URL.
+
+const seconds = (default_s: number, max_s: number) =>
+  z.coerce.number().int("must be a whole number of seconds").min(1, "must be at least 1 second")
+    .max(max_s, `must be at most ${max_s} seconds`).default(default_s);
+const milliseconds = (default_ms: number, max_ms: number) =>
+  z.coerce.number().int("must be a whole number of milliseconds").min(1, "must be at least 1 ms")
+    .max(max_ms, `must be at most ${max_ms} ms`).default(default_ms);
+const bytes = (default_bytes: number) =>
+  z.coerce.number().int("must be a whole number of bytes").min(1024, "must be at least 1024 bytes")
+    .default(default_bytes);
+const path_setting = (default_path: string) =>
+  z.string().min(1, "must not be empty").default(default_path);
+
+export function config_schema(repo_root: string) {
+  const data = (name: string) => path.join(repo_root, "data", name);
+  return z.object({
+    LANDING_DIR: path_setting(data("landing")),
+    DUCKDB_PATH: path_setting(data("lakehouse.duckdb")).refine((p) => p.endsWith(".duckdb"), "must name a .duckdb file"),
+    SERVING_DUCKDB_PATH: path_setting(data("serving.duckdb")).refine((p) => p.endsWith(".duckdb"), "must name a .duckdb file"),
+    MATERIA_STATE_DIR: path_setting(data("state")),
+    PSD_SOURCE_URL: z.string().default("file://" + path.join(repo_root, "jobs/extract/seed/psd_coffee_csv.zip"))
+      .refine((u) => URL.canParse(u) && ["http:", "https:", "file:"].includes(new URL(u).protocol),
+        "must be an http://, https:// or file:// URL"),
+    SQLMESH_BIN: path_setting(path.join(repo_root, ".venv/bin/sqlmesh")),
+
+    EXTRACT_TIMEOUT_S: seconds(300, 3600),
+    EXTRACT_SIZE_BYTES_MAX: bytes(200 * 1024 * 1024),
+    EXTRACT_CSV_SIZE_BYTES_MAX: bytes(2 * 1024 * 1024 * 1024),
+    TRANSFORM_TIMEOUT_S: seconds(1800, 6 * 3600),
+    EXPORT_TIMEOUT_S: seconds(300, 3600),
+    SUBPROCESS_KILL_GRACE_MS: milliseconds(5000, 60_000),
+    SUBPROCESS_OUTPUT_TAIL_BYTES_MAX: bytes(64 * 1024),
+
+    LOG_LEVEL: z.enum(["error", "warn", "info", "debug"]).default("info"),
+    LOG_LINE_BYTES_MAX: bytes(16 * 1024),
+  });
+}
+
+export type Config = {
+  [K in keyof z.output<ReturnType<typeof config_schema>> as Lowercase<K & string>]:
+    z.output<ReturnType<typeof config_schema>>[K];
+};

@@ -1,0 +1,34 @@
+#!/bin/sh
+# Installs everything materia needs beyond Node and npm, idempotently: a quick no-op when
+# nothing changed. Run by `npm ci` (prepare) and, with --test, before `npm test`.
+#   - the Python venv in .venv with the pinned SQLMesh + duckdb (jobs/transform/requirements.txt)
+#   - the TypeScript build in dist/
+#   - with --test: Debian Chromium for the browser tests
+set -eu
+cd "$(dirname "$0")/.."
+with_test_tools=false
+[ "${1:-}" = "--test" ] && with_test_tools=true
+
+requirements=jobs/transform/requirements.txt
+stamp=.venv/.requirements.sha256
+wanted=$(sha256sum "$requirements" | cut -d' ' -f1)
+if [ ! -x .venv/bin/sqlmesh ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  echo "setup: installing the Python venv from $requirements"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-input -r "$requirements"
+  echo "$wanted" > "$stamp"
+fi
+
+apt_install() {
+  # Only Debian's packages: browsers and tools are never downloaded from anywhere else.
+  if [ "$(id -u)" = 0 ]; then apt_get="apt-get"; else apt_get="sudo apt-get"; fi
+  $apt_get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $apt_get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+if $with_test_tools; then
+  missing=""
+  [ -x /usr/bin/chromium ] || missing="$missing chromium"
+  [ -n "$missing" ] && { echo "setup: installing Debian packages:$missing"; apt_install $missing; }
+fi
+
+npx --no-install tsc -p tsconfig.json

@@ -1,0 +1,135 @@
+import fs from "node:fs";
+import path from "node:path";
+import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
+import type { Config } from "../../config/schema.js";
+import { fsync_file, rename_durably } from "../../lib/durable_fs.js";
+import { log } from "../../lib/log.js";
+import type { JobContext, JobResult } from "../job.js";
+import { publish_gate_refusals, type RowCounts } from "./publish_gate.js";
+
+export class ExportError extends Error {}
+
+/** The table every serving file must hold: without it, the file is not ours to publish. */
+export const RELEASE_TABLE = "release";
+/** Written by the export itself: when, and from which release. */
+export const EXPORT_INFO_TABLE = "export_info";
+
+export function temporary_serving_path(serving_path: string): string {
+  return path.join(path.dirname(serving_path), `${path.basename(serving_path, ".duckdb")}_new.duckdb`);
+}
+
+const sql_string = (text: string) => `'${text.replaceAll("'", "''")}'`;
+const sql_identifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+/**
+ * Copies every `serving.*` object of the lakehouse into `main` of a fresh file (CTAS: SQLMesh's
+ * views name the lakehouse catalog and would break elsewhere), checks it against the published
+ * file, then renames it over SERVING_DUCKDB_PATH. Readers see the old file or the new one.
+ */
+export async function run_export_serving(config: Config, context: JobContext): Promise<JobResult> {
+  const serving_path = config.serving_duckdb_path;
+  const temporary_path = temporary_serving_path(serving_path);
+  // A crash may have left a half-built temporary file (and its WAL): never reuse it.
+  remove_with_wal(temporary_path);
+  if (!fs.existsSync(config.duckdb_path)) throw new ExportError(`no lakehouse at ${config.duckdb_path}: run transform first`);
+  const lakehouse_alias = path.basename(config.duckdb_path, ".duckdb");
+  const published_alias = "published";
+  if ([path.basename(temporary_path, ".duckdb"), published_alias].includes(lakehouse_alias)) {
+    throw new ExportError(`DUCKDB_PATH's file name (${lakehouse_alias}) clashes with the export's own catalogs`);
+  }
+  fs.mkdirSync(path.dirname(serving_path), { recursive: true });
+
+  let counts: RowCounts;
+  let release_id: string;
+  try {
+    const instance = await DuckDBInstance.create(temporary_path);
+    const connection = await instance.connect();
+    const timeout_ms = config.export_timeout_s * 1000;
+    let timed_out = false;
+    const interrupt = () => connection.interrupt();
+    const timer = setTimeout(() => {
+      timed_out = true;
+      interrupt();
+    }, timeout_ms);
+    context.cancel?.addEventListener("abort", interrupt, { once: true });
+    try {
+      ({ counts, release_id } = await copy_serving_tables(connection, config.duckdb_path, lakehouse_alias));
+      const published = fs.existsSync(serving_path)
+        ? await published_counts(connection, serving_path, published_alias) : undefined;
+      const refusals = publish_gate_refusals(counts, published);
+      if (refusals.length > 0 && !context.force) {
+        throw new ExportError(`publish gate refused release ${release_id}: ${refusals.join("; ")} (keeping the current serving file; --force overrides)`);
+      }
+      if (refusals.length > 0) log.warn("export_serving: publishing despite the gate (--force)", { refusals });
+      await connection.run("CHECKPOINT");
+    } catch (error) {
+      if (timed_out) throw new ExportError(`timed out after EXPORT_TIMEOUT_S=${config.export_timeout_s} s`);
+      if (context.cancel?.aborted) throw new ExportError("cancelled");
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      context.cancel?.removeEventListener("abort", interrupt);
+      connection.closeSync();
+      instance.closeSync();
+    }
+    if (fs.existsSync(`${temporary_path}.wal`)) throw new ExportError(`${temporary_path}.wal left after CHECKPOINT and close`);
+    fsync_file(temporary_path);
+    // DuckDB finds a WAL by path: a stale one would be replayed into the new file.
+    fs.rmSync(`${serving_path}.wal`, { force: true });
+    rename_durably(temporary_path, serving_path);
+  } finally {
+    remove_with_wal(temporary_path);
+  }
+  log.info("export_serving: published", { release_id, path: serving_path, rows: counts });
+  return { summary: `published release ${release_id}: ${Object.entries(counts).map(([t, n]) => `${t} ${n}`).join(", ")}` };
+}
+
+function remove_with_wal(file: string): void {
+  fs.rmSync(file, { force: true });
+  fs.rmSync(`${file}.wal`, { force: true });
+}
+
+async function copy_serving_tables(connection: DuckDBConnection, lakehouse_path: string, alias: string) {
+  await connection.run(`ATTACH ${sql_string(lakehouse_path)} AS ${sql_identifier(alias)} (READ_ONLY)`);
+  const listing = await connection.runAndReadAll(
+    "SELECT table_name FROM information_schema.tables WHERE table_catalog = $catalog AND table_schema = 'serving' ORDER BY table_name",
+    { catalog: alias });
+  const tables = listing.getRowObjectsJS().map((row) => String(row.table_name));
+  if (!tables.includes(RELEASE_TABLE)) {
+    throw new ExportError(`the lakehouse has no serving.${RELEASE_TABLE} (found: ${tables.join(", ") || "none"}): run transform first`);
+  }
+  const counts: RowCounts = {};
+  for (const table of tables) {
+    await connection.run(`CREATE TABLE main.${sql_identifier(table)} AS SELECT * FROM ${sql_identifier(alias)}.serving.${sql_identifier(table)}`);
+    counts[table] = await count_rows(connection, `main.${sql_identifier(table)}`);
+  }
+  const release = await connection.runAndReadAll(`SELECT release_id FROM main.${RELEASE_TABLE}`);
+  const release_rows = release.getRowObjectsJS();
+  if (release_rows.length !== 1) throw new ExportError(`serving.${RELEASE_TABLE} has ${release_rows.length} rows, not 1`);
+  const release_id = String(release_rows[0]!.release_id);
+  await connection.run(`CREATE TABLE main.${EXPORT_INFO_TABLE} AS SELECT now() AS exported_at, $release_id AS release_id`, { release_id });
+  await connection.run(`DETACH ${sql_identifier(alias)}`);
+  return { counts, release_id };
+}
+
+async function published_counts(connection: DuckDBConnection, serving_path: string, alias: string): Promise<RowCounts> {
+  await connection.run(`ATTACH ${sql_string(serving_path)} AS ${alias} (READ_ONLY)`);
+  try {
+    const listing = await connection.runAndReadAll(
+      "SELECT table_name FROM information_schema.tables WHERE table_catalog = $catalog AND table_schema = 'main' AND table_name <> $info",
+      { catalog: alias, info: EXPORT_INFO_TABLE });
+    const counts: RowCounts = {};
+    for (const row of listing.getRowObjectsJS()) {
+      const table = String(row.table_name);
+      counts[table] = await count_rows(connection, `${alias}.main.${sql_identifier(table)}`);
+    }
+    return counts;
+  } finally {
+    await connection.run(`DETACH ${alias}`);
+  }
+}
+
+async function count_rows(connection: DuckDBConnection, table: string): Promise<number> {
+  const result = await connection.runAndReadAll(`SELECT count(*) AS n FROM ${table}`);
+  return Number(result.getRowObjectsJS()[0]!.n);
+}

@@ -1,0 +1,275 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { Readable, Transform, type TransformCallback } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { fileURLToPath } from "node:url";
+import zlib from "node:zlib";
+import yauzl from "yauzl";
+import type { Config } from "../../config/schema.js";
+import { fsync_file, read_json, rename_durably, write_file_atomic } from "../../lib/durable_fs.js";
+import { log } from "../../lib/log.js";
+import { incoming_dir, list_landed_releases } from "../landing.js";
+import { check_psd_header, etag_file_stem, landing_path, PSD_CSV_ENTRY } from "./psd_format.js";
+
+export type ExtractResult =
+  | { outcome: "up_to_date"; etag: string }
+  | { outcome: "already_landed"; etag: string; path: string }
+  | { outcome: "landed"; etag: string; path: string; csv_bytes: number };
+
+interface ExtractState {
+  etag: string;
+}
+
+/** A failure of the upstream or its data: reported as one line, nothing landed. */
+export class ExtractError extends Error {}
+
+interface Download {
+  etag: string;
+  release_date: Date;
+  zip_path: string;
+}
+
+/**
+ * Downloads PSD_SOURCE_URL (conditional on the last ETag seen), takes psd_coffee.csv out of
+ * the zip and lands it gzipped at LANDING_DIR/psd/{year}/{month}/{etag}.csv.gzip. Streams
+ * throughout; bounded by EXTRACT_TIMEOUT_S and the size limits. On any failure nothing is
+ * left in the landing dir.
+ */
+export async function run_extract(config: Config, cancel?: AbortSignal): Promise<ExtractResult> {
+  const timeout_ms = config.extract_timeout_s * 1000;
+  const signal = AbortSignal.any([AbortSignal.timeout(timeout_ms), ...(cancel ? [cancel] : [])]);
+  const state_file = path.join(config.materia_state_dir, "extract.json");
+  const download_dir = path.join(config.materia_state_dir, "downloads");
+  remove_stale_temporaries([download_dir, incoming_dir(config.landing_dir)]);
+
+  const previous = read_json<ExtractState>(state_file);
+  const zip_path = path.join(download_dir, `psd-${process.pid}-${Date.now()}.zip`);
+  try {
+    const download = await with_clear_abort(signal, config.extract_timeout_s, () =>
+      download_source(config, previous?.etag, zip_path, signal));
+    if (download === "not_modified") {
+      log.info("extract: up to date", { etag: previous!.etag });
+      return { outcome: "up_to_date", etag: previous!.etag };
+    }
+    const landed = find_landed(config.landing_dir, download.etag);
+    if (landed) {
+      write_file_atomic(state_file, JSON.stringify({ etag: download.etag } satisfies ExtractState));
+      log.info("extract: release already landed", { etag: download.etag, path: landed });
+      return { outcome: "already_landed", etag: download.etag, path: landed };
+    }
+    const target = landing_path(config.landing_dir, download.release_date, download.etag);
+    const csv_bytes = await with_clear_abort(signal, config.extract_timeout_s, () =>
+      land_csv(download.zip_path, target, config, signal));
+    write_file_atomic(state_file, JSON.stringify({ etag: download.etag } satisfies ExtractState));
+    log.info("extract: landed a new release", { etag: download.etag, path: target, csv_bytes });
+    return { outcome: "landed", etag: download.etag, path: target, csv_bytes };
+  } finally {
+    fs.rmSync(zip_path, { force: true });
+  }
+}
+
+function remove_stale_temporaries(dirs: string[]): void {
+  // Only one pipeline runs at a time (the pipeline lock), so whatever is here was left by a crash.
+  for (const dir of dirs) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+  }
+}
+
+async function with_clear_abort<T>(signal: AbortSignal, timeout_s: number, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (signal.aborted) {
+      const reason = signal.reason instanceof Error && signal.reason.name === "TimeoutError"
+        ? `timed out after EXTRACT_TIMEOUT_S=${timeout_s} s` : "cancelled";
+      throw new ExtractError(reason);
+    }
+    throw error;
+  }
+}
+
+function find_landed(landing_dir: string, etag: string): string | undefined {
+  const stem = etag_file_stem(etag);
+  return list_landed_releases(landing_dir).find((release) => release.etag_stem === stem)?.path;
+}
+
+async function download_source(config: Config, known_etag: string | undefined, zip_path: string,
+  signal: AbortSignal): Promise<Download | "not_modified"> {
+  const url = new URL(config.psd_source_url);
+  if (url.protocol === "file:") {
+    const file = fileURLToPath(url);
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(file);
+    } catch (error) {
+      throw new ExtractError(`cannot read PSD_SOURCE_URL ${url.href}: ${(error as Error).message}`);
+    }
+    if (stat.size > config.extract_size_bytes_max) {
+      throw new ExtractError(`${url.href} is ${stat.size} bytes, over EXTRACT_SIZE_BYTES_MAX=${config.extract_size_bytes_max}`);
+    }
+    const { sha256 } = await save_body(fs.createReadStream(file), zip_path, config.extract_size_bytes_max, signal);
+    // A file has no ETag: its content hash is a stable one.
+    const etag = `sha256-${sha256.slice(0, 32)}`;
+    return etag === known_etag ? "not_modified" : { etag, release_date: stat.mtime, zip_path };
+  }
+
+  let response: Response;
+  try {
+    response = await fetch(url, { headers: known_etag ? { "if-none-match": known_etag } : {}, signal });
+  } catch (error) {
+    if (signal.aborted) throw error;
+    throw new ExtractError(`cannot reach ${url.href}: ${describe_fetch_error(error)}`);
+  }
+  if (response.status === 304) return "not_modified";
+  if (!response.ok || !response.body) {
+    await response.body?.cancel();
+    throw new ExtractError(`${url.href} answered HTTP ${response.status} ${response.statusText}`.trim());
+  }
+  const declared_bytes = Number(response.headers.get("content-length") ?? Number.NaN);
+  if (declared_bytes > config.extract_size_bytes_max) {
+    await response.body.cancel();
+    throw new ExtractError(`${url.href} declares ${declared_bytes} bytes, over EXTRACT_SIZE_BYTES_MAX=${config.extract_size_bytes_max}`);
+  }
+  const header_etag = response.headers.get("etag");
+  if (header_etag && find_landed(config.landing_dir, header_etag)) {
+    await response.body.cancel();
+    return { etag: header_etag, release_date: new Date(), zip_path };
+  }
+  let saved: { bytes: number; sha256: string };
+  try {
+    saved = await save_body(Readable.fromWeb(response.body as import("node:stream/web").ReadableStream), zip_path,
+      config.extract_size_bytes_max, signal);
+  } catch (error) {
+    if (signal.aborted || error instanceof ExtractError) throw error;
+    throw new ExtractError(`download from ${url.href} broke off: ${describe_fetch_error(error)}`);
+  }
+  if (Number.isFinite(declared_bytes) && saved.bytes !== declared_bytes) {
+    throw new ExtractError(`truncated body from ${url.href}: got ${saved.bytes} of ${declared_bytes} bytes`);
+  }
+  const last_modified = new Date(response.headers.get("last-modified") ?? Number.NaN);
+  return {
+    etag: header_etag ?? `sha256-${saved.sha256.slice(0, 32)}`,
+    release_date: Number.isNaN(last_modified.getTime()) ? new Date() : last_modified,
+    zip_path,
+  };
+}
+
+function describe_fetch_error(error: unknown): string {
+  const cause = (error as { cause?: { message?: string; code?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (error as Error).message;
+}
+
+async function save_body(body: Readable, file: string, size_bytes_max: number, signal: AbortSignal) {
+  const hash = crypto.createHash("sha256");
+  let bytes = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      bytes += chunk.length;
+      if (bytes > size_bytes_max) {
+        callback(new ExtractError(`download exceeds EXTRACT_SIZE_BYTES_MAX=${size_bytes_max} bytes`));
+        return;
+      }
+      hash.update(chunk);
+      callback(null, chunk);
+    },
+  });
+  await pipeline(body, meter, fs.createWriteStream(file), { signal });
+  return { bytes, sha256: hash.digest("hex") };
+}
+
+/** Passes the CSV through once its first line has been checked to be PSD's header. */
+function psd_header_gate(): Transform {
+  const header_bytes_max = 4096;
+  let pending: Buffer | undefined = Buffer.alloc(0);
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      if (pending === undefined) {
+        callback(null, chunk);
+        return;
+      }
+      pending = Buffer.concat([pending, chunk]);
+      const newline = pending.indexOf(0x0a);
+      if (newline === -1 && pending.length <= header_bytes_max) {
+        callback();
+        return;
+      }
+      try {
+        check_psd_header(pending.subarray(0, newline === -1 ? header_bytes_max : newline).toString("utf8"));
+      } catch (error) {
+        callback(new ExtractError((error as Error).message));
+        return;
+      }
+      const passed = pending;
+      pending = undefined;
+      callback(null, passed);
+    },
+    flush(callback: TransformCallback) {
+      if (pending === undefined) {
+        callback();
+        return;
+      }
+      try {
+        check_psd_header(pending.toString("utf8"));
+        callback(new ExtractError(`${PSD_CSV_ENTRY} has a header but no rows`));
+      } catch (error) {
+        callback(new ExtractError((error as Error).message));
+      }
+    },
+  });
+}
+
+async function land_csv(zip_path: string, target: string, config: Config, signal: AbortSignal): Promise<number> {
+  const zip = await open_zip(zip_path);
+  try {
+    const entry = await find_entry(zip);
+    if (entry.uncompressedSize > config.extract_csv_size_bytes_max) {
+      throw new ExtractError(`${PSD_CSV_ENTRY} is ${entry.uncompressedSize} bytes unzipped, over EXTRACT_CSV_SIZE_BYTES_MAX=${config.extract_csv_size_bytes_max}`);
+    }
+    const incoming = path.join(incoming_dir(config.landing_dir), `${path.basename(target)}.${process.pid}.tmp`);
+    try {
+      const csv = await new Promise<Readable>((resolve, reject) =>
+        zip.openReadStream(entry, (error, stream) => (error ? reject(zip_error(error)) : resolve(stream))));
+      await pipeline(csv, psd_header_gate(), zlib.createGzip(), fs.createWriteStream(incoming), { signal })
+        .catch((error: Error) => {
+          throw error instanceof ExtractError || signal.aborted ? error : zip_error(error);
+        });
+      fsync_file(incoming);
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      rename_durably(incoming, target);
+      return entry.uncompressedSize;
+    } finally {
+      fs.rmSync(incoming, { force: true });
+    }
+  } finally {
+    zip.close();
+  }
+}
+
+function zip_error(error: Error): ExtractError {
+  return new ExtractError(`body is not a readable zip file: ${error.message}`);
+}
+
+function open_zip(zip_path: string): Promise<yauzl.ZipFile> {
+  return new Promise((resolve, reject) =>
+    yauzl.open(zip_path, { lazyEntries: true, autoClose: false, validateEntrySizes: true }, (error, zip) =>
+      error ? reject(zip_error(error)) : resolve(zip)));
+}
+
+function find_entry(zip: yauzl.ZipFile): Promise<yauzl.Entry> {
+  const seen: string[] = [];
+  return new Promise((resolve, reject) => {
+    zip.on("entry", (entry: yauzl.Entry) => {
+      if (path.posix.basename(entry.fileName) === PSD_CSV_ENTRY) {
+        resolve(entry);
+        return;
+      }
+      if (seen.length < 10) seen.push(entry.fileName);
+      zip.readEntry();
+    });
+    zip.on("end", () => reject(new ExtractError(`zip holds no ${PSD_CSV_ENTRY} (found: ${seen.join(", ") || "nothing"})`)));
+    zip.on("error", (error: Error) => reject(zip_error(error)));
+    zip.readEntry();
+  });
+}

@@ -1,0 +1,63 @@
+import path from "node:path";
+import type { Config } from "../../config/schema.js";
+import { child_env } from "../../lib/child_env.js";
+import { log } from "../../lib/log.js";
+import { repo_root } from "../../lib/paths.js";
+import { run_subprocess } from "../../lib/subprocess.js";
+import type { JobContext, JobResult } from "../job.js";
+import { list_landed_releases, newest_release } from "../landing.js";
+
+export const sqlmesh_project_dir = path.join(repo_root, "jobs", "transform");
+
+export class TransformError extends Error {}
+
+/** The environment that SQLMesh's config.yaml reads (see its header), analytics off. */
+export function sqlmesh_env(config: Config, release_file: string): NodeJS.ProcessEnv {
+  return child_env({
+    SQLMESH__DISABLE_ANONYMIZED_ANALYTICS: "1",
+    MATERIA_DUCKDB_PATH: config.duckdb_path,
+    MATERIA_PSD_RELEASE_FILE: release_file,
+    MATERIA_SQLMESH_CACHE_DIR: path.join(config.materia_state_dir, "sqlmesh-cache"),
+  });
+}
+
+/**
+ * Builds the lakehouse from the newest landed release with `sqlmesh plan prod --auto-apply`:
+ * model changes (after a self-update) and a new release (a new value of the release
+ * variable) are applied in one plan; with neither it is a quick no-op. Unit tests and audits
+ * run as part of the plan: a failing one stops it before prod changes.
+ */
+export async function run_transform(config: Config, context: JobContext): Promise<JobResult> {
+  const release = newest_release(list_landed_releases(config.landing_dir));
+  if (!release) throw new TransformError(`no landed PSD release under ${config.landing_dir}/psd: run extract first`);
+
+  const args = ["--paths", sqlmesh_project_dir, "--log-file-dir", path.join(config.materia_state_dir, "sqlmesh-logs"),
+    "plan", "prod", "--auto-apply", "--no-prompts"];
+  const result = await run_subprocess(config.sqlmesh_bin, args, {
+    cwd: sqlmesh_project_dir,
+    env: sqlmesh_env(config, release.path),
+    timeout_ms: config.transform_timeout_s * 1000,
+    kill_grace_ms: config.subprocess_kill_grace_ms,
+    output_tail_bytes_max: config.subprocess_output_tail_bytes_max,
+    cancel: context.cancel,
+    on_start: context.on_subprocess_start,
+    on_line: (line) => {
+      if (line.trim()) log.info(`sqlmesh: ${line}`);
+    },
+  });
+  if (result.timed_out) {
+    throw new TransformError(`sqlmesh timed out after TRANSFORM_TIMEOUT_S=${config.transform_timeout_s} s; its process group was killed`);
+  }
+  if (context.cancel?.aborted) throw new TransformError("sqlmesh cancelled; its process group was killed");
+  if (result.exit_code !== 0) {
+    const how = result.exit_code === null ? `killed by ${result.signal}` : `exit ${result.exit_code}`;
+    throw new TransformError(`sqlmesh plan failed (${how}): ${failure_line(result.output_tail)}`);
+  }
+  return { summary: `lakehouse built from release ${release.etag_stem}`, output_tail: result.output_tail };
+}
+
+/** SQLMesh's output is for people, not machines: take its "Error:" line, else the last line. */
+export function failure_line(output: string): string {
+  const lines = output.split("\n").map((line) => line.trim()).filter(Boolean);
+  return lines.findLast((line) => line.startsWith("Error:")) ?? lines.at(-1) ?? "no output";
+}
