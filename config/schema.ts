@@ -39,6 +39,20 @@ export function config_schema(repo_root: string) {
 
     LOG_LEVEL: z.enum(["error", "warn", "info", "debug"]).default("info"),
     LOG_LINE_BYTES_MAX: bytes(16 * 1024),
+
+    // daemon (daemon/)
+    PIPELINE_INTERVAL_S: seconds(3600, 7 * 24 * 3600),
+    PIPELINE_BACKOFF_S: seconds(600, 24 * 3600),
+    STOP_TIMEOUT_S: seconds(30, 600),
+    MATERIA_GIT_REF: z.string().default(""),
+    RUN_HISTORY_ENTRIES_MAX: z.coerce.number().int("must be a whole number").min(10, "must be at least 10")
+      .max(100_000, "must be at most 100000").default(500),
+
+    // web (web/)
+    WEB_HOST: z.string().min(1, "must not be empty").default("127.0.0.1"),
+    WEB_PORT: z.coerce.number().int("must be a whole number").min(0, "must be a port number")
+      .max(65535, "must be a port number").default(5000),
+    ADMIN_PASSWORD: z.string().default(""),
   });
 }
 

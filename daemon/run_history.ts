@@ -1,0 +1,69 @@
+import fs from "node:fs";
+import path from "node:path";
+import { write_file_atomic } from "../lib/durable_fs.js";
+
+// The durable record of pipeline runs, in MATERIA_STATE_DIR. The daemon writes it; the web's
+// admin page and `materia status` read it. Bounded: only the newest RUN_HISTORY_ENTRIES_MAX runs
+// are kept, and each output tail is bounded by SUBPROCESS_OUTPUT_TAIL_BYTES_MAX.
+
+export type RunOutcome = "running" | "ok" | "failed" | "timeout" | "cancelled";
+
+export interface RunRecord {
+  /** One id per job run: `${cycle_id}.${job}`. */
+  run_id: string;
+  cycle_id: string;
+  job: string;
+  started_at: string;
+  ended_at: string | null;
+  outcome: RunOutcome;
+  /** One line: the job's summary when ok, its error otherwise. */
+  message: string;
+  output_tail: string;
+}
+
+/** What the daemon is doing now: rewritten at every change of state. */
+export interface DaemonStatus {
+  pid: number;
+  commit: string;
+  state: "starting" | "updating" | "running" | "idle" | "backoff" | "stopping";
+  current_job: string | null;
+  /** When the next cycle starts (idle or backoff), ISO 8601. */
+  next_run_at: string | null;
+  /** Why the last cycle failed, while in backoff. */
+  last_error: string | null;
+  updated_at: string;
+}
+
+export const run_history_path = (state_dir: string) => path.join(state_dir, "runs.json");
+export const daemon_status_path = (state_dir: string) => path.join(state_dir, "daemon.json");
+
+/** Newest first. A missing or unreadable file is an empty history, never an error for a reader. */
+export function read_run_history(state_dir: string): RunRecord[] {
+  try {
+    const records = JSON.parse(fs.readFileSync(run_history_path(state_dir), "utf8")) as unknown;
+    return Array.isArray(records) ? (records as RunRecord[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Inserts or replaces the record with the same run_id, keeping the newest `entries_max`. */
+export function record_run(state_dir: string, record: RunRecord, entries_max: number): void {
+  const others = read_run_history(state_dir).filter((existing) => existing.run_id !== record.run_id);
+  const records = [record, ...others].slice(0, entries_max);
+  fs.mkdirSync(state_dir, { recursive: true });
+  write_file_atomic(run_history_path(state_dir), JSON.stringify(records));
+}
+
+export function read_daemon_status(state_dir: string): DaemonStatus | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(daemon_status_path(state_dir), "utf8")) as DaemonStatus;
+  } catch {
+    return undefined;
+  }
+}
+
+export function write_daemon_status(state_dir: string, status: DaemonStatus): void {
+  fs.mkdirSync(state_dir, { recursive: true });
+  write_file_atomic(daemon_status_path(state_dir), JSON.stringify(status));
+}
