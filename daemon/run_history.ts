@@ -31,6 +31,8 @@ export interface DaemonStatus {
   next_run_at: string | null;
   /** Why the last cycle failed, while in backoff. */
   last_error: string | null;
+  /** Where the forked web child listens, once it does. */
+  web_url: string | null;
   updated_at: string;
 }
 
