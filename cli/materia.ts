@@ -34,7 +34,12 @@ pipeline.command("run")
   .action(async (target: string, options: { force?: boolean }) => {
     const config = configured();
     const jobs = target === "all" ? pipeline_jobs : [job_named(target)!];
-    await run_jobs_in_process(config, jobs, { force: options.force === true });
+    // Ctrl-C or TERM cancels the running job, which kills its subprocess group (SQLMesh runs
+    // detached, so the terminal's SIGINT does not reach it) before the lock is released.
+    const cancel = new AbortController();
+    const on_signal = (signal: NodeJS.Signals) => cancel.abort(new Error(`${signal} received`));
+    process.once("SIGINT", on_signal).once("SIGTERM", on_signal);
+    await run_jobs_in_process(config, jobs, { force: options.force === true, cancel: cancel.signal });
   });
 
 try {

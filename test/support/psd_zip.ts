@@ -1,5 +1,4 @@
 import fs from "node:fs";
-import { pipeline } from "node:stream/promises";
 import yauzl from "yauzl";
 import yazl from "yazl";
 import { shipped_zip_path } from "./sandbox.js";
@@ -26,14 +25,20 @@ export async function shipped_csv(): Promise<string> {
   });
 }
 
-/** Writes a zip holding `entries` (name → content), as PSD Online would ship one. */
-export async function write_zip(file: string, entries: Record<string, string | Buffer>): Promise<void> {
+/** A zip holding `entries` (name → content), as PSD Online would ship one. */
+export async function zip_buffer(entries: Record<string, string | Buffer>): Promise<Buffer> {
   const zip = new yazl.ZipFile();
   for (const [name, content] of Object.entries(entries)) {
     zip.addBuffer(Buffer.isBuffer(content) ? content : Buffer.from(content), name);
   }
   zip.end();
-  await pipeline(zip.outputStream, fs.createWriteStream(file));
+  const chunks: Buffer[] = [];
+  for await (const chunk of zip.outputStream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export async function write_zip(file: string, entries: Record<string, string | Buffer>): Promise<void> {
+  fs.writeFileSync(file, await zip_buffer(entries));
 }
 
 /**

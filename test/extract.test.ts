@@ -1,0 +1,124 @@
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import zlib from "node:zlib";
+import { serve_release, start_http_server, type TestServer } from "./support/http_server.js";
+import { shipped_csv, zip_buffer } from "./support/psd_zip.js";
+import { list_files, make_sandbox, run_cli, shipped_zip_path, type Sandbox } from "./support/sandbox.js";
+
+const ETAG = '"psd-2024-10-10T12:00:00"';
+const LAST_MODIFIED = "Thu, 10 Oct 2024 12:00:00 GMT";
+
+describe("extract from an HTTP server", () => {
+  let server: TestServer;
+  let sandbox: Sandbox;
+  before(async () => {
+    server = await start_http_server(serve_release(shipped_zip_path, ETAG, LAST_MODIFIED));
+    sandbox = make_sandbox({ PSD_SOURCE_URL: "" });
+    sandbox.env.PSD_SOURCE_URL = server.url;
+  });
+  after(async () => {
+    await server.close();
+    sandbox.cleanup();
+  });
+
+  test("a 200 with an ETag lands exactly one gzipped CSV at psd/{year}/{month}/{etag}.csv.gzip", async () => {
+    const result = await run_cli(["pipeline", "run", "extract"], sandbox.env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(list_files(sandbox.config.landing_dir), ["psd/2024/10/psd-2024-10-10T12_00_00.csv.gzip"]);
+    const landed = zlib.gunzipSync(fs.readFileSync(path.join(sandbox.config.landing_dir, "psd/2024/10/psd-2024-10-10T12_00_00.csv.gzip")));
+    assert.equal(landed.toString("utf8"), await shipped_csv());
+  });
+
+  test("a repeat sends If-None-Match, gets 304, says up to date and writes nothing", async () => {
+    const before_files = list_files(sandbox.config.landing_dir);
+    const before_mtime = fs.statSync(path.join(sandbox.config.landing_dir, before_files[0]!)).mtimeMs;
+    const result = await run_cli(["pipeline", "run", "extract"], sandbox.env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(server.requests.at(-1)!.if_none_match, ETAG);
+    assert.match(result.stdout, /up to date/);
+    assert.deepEqual(list_files(sandbox.config.landing_dir), before_files);
+    assert.equal(fs.statSync(path.join(sandbox.config.landing_dir, before_files[0]!)).mtimeMs, before_mtime);
+  });
+
+  test("a server that ignores If-None-Match and sends the same ETag lands nothing new", async () => {
+    fs.rmSync(path.join(sandbox.config.materia_state_dir, "extract.json"));
+    const before_files = list_files(sandbox.config.landing_dir);
+    const result = await run_cli(["pipeline", "run", "extract"], sandbox.env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /already landed/);
+    assert.deepEqual(list_files(sandbox.config.landing_dir), before_files);
+  });
+});
+
+describe("extract from a file:// URL (the offline default)", () => {
+  test("lands the shipped release under a content-derived ETag, then is up to date", async (t) => {
+    const sandbox = make_sandbox();
+    t.after(() => sandbox.cleanup());
+    const first = await run_cli(["pipeline", "run", "extract"], sandbox.env);
+    assert.equal(first.code, 0, first.stderr);
+    const files = list_files(sandbox.config.landing_dir);
+    assert.equal(files.length, 1);
+    assert.match(files[0]!, /^psd\/\d{4}\/\d{2}\/sha256-[0-9a-f]{32}\.csv\.gzip$/);
+    const second = await run_cli(["pipeline", "run", "extract"], sandbox.env);
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /up to date/);
+    assert.deepEqual(list_files(sandbox.config.landing_dir), files);
+  });
+});
+
+/** Each bad upstream: one line on stderr naming the problem, a non-zero exit, an empty landing dir. */
+async function assert_refused(t: { after(fn: () => unknown): void }, handler: Parameters<typeof start_http_server>[0],
+  expected: RegExp, settings: Record<string, string> = {}) {
+  const server = await start_http_server(handler);
+  const sandbox = make_sandbox({ ...settings, PSD_SOURCE_URL: server.url });
+  t.after(async () => {
+    await server.close();
+    sandbox.cleanup();
+  });
+  const result = await run_cli(["pipeline", "run", "extract"], sandbox.env);
+  assert.notEqual(result.code, 0);
+  const error_lines = result.stderr.trim().split("\n");
+  assert.equal(error_lines.length, 1, result.stderr);
+  assert.match(error_lines[0]!, /^materia: extract: /);
+  assert.match(error_lines[0]!, expected);
+  assert.deepEqual(list_files(sandbox.config.landing_dir), []);
+  assert.equal(fs.existsSync(path.join(sandbox.config.materia_state_dir, "extract.json")), false);
+}
+
+function serve_body(body: Buffer): Parameters<typeof start_http_server>[0] {
+  return (_request, response) => {
+    response.writeHead(200, { etag: '"bad"', "content-length": body.length }).end(body);
+  };
+}
+
+describe("extract refuses bad upstream data and lands nothing", () => {
+  test("an HTTP 500", (t) => assert_refused(t, (_request, response) => {
+    response.writeHead(500).end("boom");
+  }, /HTTP 500/));
+
+  test("a server that never answers, past EXTRACT_TIMEOUT_S", (t) => assert_refused(t, () => {
+    // Hold the request open: the client's own bound must end it.
+  }, /timed out after EXTRACT_TIMEOUT_S=1 s/, { EXTRACT_TIMEOUT_S: "1" }));
+
+  test("a truncated body", (t) => assert_refused(t, (_request, response) => {
+    const body = fs.readFileSync(shipped_zip_path);
+    response.writeHead(200, { etag: '"cut"', "content-length": body.length });
+    response.write(body.subarray(0, 100_000));
+    setTimeout(() => response.socket?.destroy(), 50);
+  }, /broke off|truncated/));
+
+  test("a body that is not a zip", (t) => assert_refused(t, serve_body(Buffer.from("<html>maintenance</html>")),
+    /not a readable zip/));
+
+  test("a zip without psd_coffee.csv", async (t) => assert_refused(t,
+    serve_body(await zip_buffer({ "readme.txt": "nothing here" })), /zip holds no psd_coffee\.csv \(found: readme\.txt\)/));
+
+  test("a CSV whose header is not PSD's", async (t) => assert_refused(t,
+    serve_body(await zip_buffer({ "psd_coffee.csv": "Country,Year,Production\r\nBrazil,2023,66300\r\n" })),
+    /header is not PSD's: got "Country,Year,Production"/));
+
+  test("a download over EXTRACT_SIZE_BYTES_MAX", (t) => assert_refused(t, serve_body(fs.readFileSync(shipped_zip_path)),
+    /EXTRACT_SIZE_BYTES_MAX=100000/, { EXTRACT_SIZE_BYTES_MAX: "100000" }));
+});
