@@ -53,6 +53,17 @@ export function config_schema(repo_root: string) {
     WEB_PORT: z.coerce.number().int("must be a whole number").min(0, "must be a port number")
       .max(65535, "must be a port number").default(5000),
     ADMIN_PASSWORD: z.string().default(""),
+    WEB_BODY_BYTES_MAX: bytes(16 * 1024),
+    WEB_URL_BYTES_MAX: bytes(4 * 1024),
+    WEB_SHUTDOWN_GRACE_MS: milliseconds(5000, 60_000),
+    // DuckDB runs on libuv's threadpool, shared with fs: keep queries below its size (see main.ts).
+    WEB_QUERY_CONCURRENCY_MAX: z.coerce.number().int("must be a whole number").min(1, "must be at least 1")
+      .max(64, "must be at most 64").default(3),
+    WEB_QUERY_QUEUE_MAX: z.coerce.number().int("must be a whole number").min(1, "must be at least 1")
+      .max(10_000, "must be at most 10000").default(200),
+    WEB_QUERY_TIMEOUT_MS: milliseconds(10_000, 300_000),
+    // "off" only for benchmarking the cost of the per-request stat: a swapped file is then never seen.
+    WEB_SWAP_CHECK: z.enum(["on", "off"], "must be on or off").default("on").transform((v) => v === "on"),
   });
 }
 
