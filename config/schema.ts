@@ -47,6 +47,11 @@ export function config_schema(repo_root: string) {
     MATERIA_GIT_REF: z.string().default(""),
     RUN_HISTORY_ENTRIES_MAX: z.coerce.number().int("must be a whole number").min(10, "must be at least 10")
       .max(100_000, "must be at most 100000").default(500),
+    GIT_TIMEOUT_S: seconds(120, 3600),
+    INSTALL_TIMEOUT_S: seconds(900, 3600),
+    WEB_RESTART_DELAY_MS_MAX: milliseconds(30_000, 600_000),
+    WEB_RESTART_RESET_S: seconds(60, 3600),
+    NOTIFY_TIMEOUT_MS: milliseconds(5000, 60_000),
 
     // web (web/)
     WEB_HOST: z.string().min(1, "must not be empty").default("127.0.0.1"),
