@@ -56,8 +56,17 @@ export async function run_transform(config: Config, context: JobContext): Promis
   return { summary: `lakehouse built from release ${release.etag_stem}`, output_tail: result.output_tail };
 }
 
-/** SQLMesh's output is for people, not machines: take its "Error:" line, else the last line. */
+/**
+ * SQLMesh's output is for people, not machines: take its "Error:" line, and when models failed,
+ * the first failed model and what failed in it (an audit, a query error).
+ */
 export function failure_line(output: string): string {
   const lines = output.split("\n").map((line) => line.trim()).filter(Boolean);
-  return lines.findLast((line) => line.startsWith("Error:")) ?? lines.at(-1) ?? "no output";
+  const error = lines.findLast((line) => line.startsWith("Error:")) ?? lines.at(-1) ?? "no output";
+  const failed_at = lines.findIndex((line) => line.includes("Failed models"));
+  if (failed_at === -1) return error;
+  const after_failed = lines.slice(failed_at + 1);
+  const model = /^\* `(.+)`$/.exec(after_failed[0] ?? "")?.[1]?.replaceAll('"', "");
+  const detail = after_failed.find((line) => /audit error|error|exception/i.test(line) && !line.startsWith("Error:"));
+  return [error.replace(/\.$/, ""), model, detail].filter(Boolean).join(": ");
 }

@@ -13,7 +13,7 @@ SELECT
   REGEXP_EXTRACT(source_file, '([^/]+)\.csv\.gzip$', 1) AS release_id,
   source_file,
   (SELECT last_modified FROM READ_BLOB(@psd_release_file)) AS landed_at,
-  COUNT(*)::BIGINT AS row_count,
+  COUNT(*)::INT AS row_count,
   COUNT(DISTINCT country_code)::INT AS country_count,
   MIN(market_year)::INT AS market_year_first,
   MAX(market_year)::INT AS market_year_last,
