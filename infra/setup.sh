@@ -22,12 +22,16 @@ fi
 apt_install() {
   # Only Debian's packages: browsers and tools are never downloaded from anywhere else.
   if [ "$(id -u)" = 0 ]; then apt_get="apt-get"; else apt_get="sudo apt-get"; fi
-  $apt_get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $apt_get install -y -qq --no-install-recommends "$@" >/dev/null
+  $apt_get update -o DPkg::Lock::Timeout=300 -qq >/dev/null
+  # Another apt-get (a parallel set-up) may hold the dpkg lock: wait for it, but not forever.
+  DEBIAN_FRONTEND=noninteractive $apt_get install -o DPkg::Lock::Timeout=300 -y -qq --no-install-recommends "$@" >/dev/null
 }
 if $with_test_tools; then
   missing=""
   [ -x /usr/bin/chromium ] || missing="$missing chromium"
+  # the infra tests: systemd-analyze (units), rclone (the backup command)
+  [ -x /usr/bin/systemd-analyze ] || missing="$missing systemd"
+  [ -x /usr/bin/rclone ] || missing="$missing rclone"
   [ -n "$missing" ] && { echo "setup: installing Debian packages:$missing"; apt_install $missing; }
 fi
 
