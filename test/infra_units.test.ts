@@ -124,6 +124,7 @@ describe("systemd units", () => {
       "Service.ExecReload": "/bin/kill -HUP $MAINPID",
       "Service.ExecStart": "/usr/bin/node /opt/materia/dist/cli/materia.js daemon",
       "Service.Restart": "always",
+      "Service.RestartPreventExitStatus": "2",
       "Service.KillMode": "mixed",
       "Service.EnvironmentFile": "/etc/materia/materia.env",
       "Service.User": "materia",
@@ -141,6 +142,15 @@ describe("systemd units", () => {
     const stop_timeout_s = Number(template_settings().get("STOP_TIMEOUT_S"));
     const timeout_stop_s = await timespan_s(unit_setting("materia-supervisor.service", "Service.TimeoutStopSec"));
     assert.ok(timeout_stop_s > stop_timeout_s, `TimeoutStopSec ${timeout_stop_s} s <= STOP_TIMEOUT_S ${stop_timeout_s} s`);
+  });
+
+  test("TimeoutStartSec lets a reload's git commands and reinstall finish before systemd gives up on it", async () => {
+    const settings = template_settings();
+    // The self-update: rev-parse ×3, fetch, switch, diff, each bounded by GIT_TIMEOUT_S; then one install.
+    const reload_s_max = 6 * Number(settings.get("GIT_TIMEOUT_S")) + Number(settings.get("INSTALL_TIMEOUT_S"));
+    assert.ok(reload_s_max > 0, "GIT_TIMEOUT_S or INSTALL_TIMEOUT_S is missing from the template");
+    const timeout_start_s = await timespan_s(unit_setting("materia-supervisor.service", "Service.TimeoutStartSec"));
+    assert.ok(timeout_start_s > reload_s_max, `TimeoutStartSec ${timeout_start_s} s <= a reload's bound ${reload_s_max} s`);
   });
 
   test("the backup timer fires every 6 hours, catches up after downtime, and spreads its start", async () => {
