@@ -33,6 +33,8 @@ export function config_schema(repo_root: string) {
     EXTRACT_SIZE_BYTES_MAX: bytes(200 * 1024 * 1024),
     EXTRACT_CSV_SIZE_BYTES_MAX: bytes(2 * 1024 * 1024 * 1024),
     TRANSFORM_TIMEOUT_S: seconds(1800, 6 * 3600),
+    SQLMESH_LOG_FILES_MAX: z.coerce.number().int("must be a whole number").min(1, "must be at least 1")
+      .max(10_000, "must be at most 10000").default(50),
     EXPORT_TIMEOUT_S: seconds(300, 3600),
     SUBPROCESS_KILL_GRACE_MS: milliseconds(5000, 60_000),
     SUBPROCESS_OUTPUT_TAIL_BYTES_MAX: bytes(64 * 1024),
@@ -49,8 +51,8 @@ export function config_schema(repo_root: string) {
       .max(100_000, "must be at most 100000").default(500),
     GIT_TIMEOUT_S: seconds(120, 3600),
     INSTALL_TIMEOUT_S: seconds(900, 3600),
-    WEB_RESTART_DELAY_MS_MAX: milliseconds(30_000, 600_000),
-    WEB_RESTART_RESET_S: seconds(60, 3600),
+    RESTART_DELAY_MS_MAX: milliseconds(30_000, 600_000),
+    RESTART_RESET_S: seconds(60, 3600),
     NOTIFY_TIMEOUT_MS: milliseconds(5000, 60_000),
 
     // web (web/)

@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import path from "node:path";
 import type { Config } from "../../config/schema.js";
 import { child_env } from "../../lib/child_env.js";
@@ -30,13 +31,34 @@ export function sqlmesh_env(config: Config, release_file: string): NodeJS.Proces
 export async function run_transform(config: Config, context: JobContext): Promise<JobResult> {
   const release = newest_release(list_landed_releases(config.landing_dir));
   if (!release) throw new TransformError(`no landed PSD release under ${config.landing_dir}/psd: run extract first`);
+  const log_dir = path.join(config.materia_state_dir, "sqlmesh-logs");
 
-  const args = ["--paths", sqlmesh_project_dir, "--log-file-dir", path.join(config.materia_state_dir, "sqlmesh-logs"),
-    "plan", "prod", "--auto-apply", "--no-prompts"];
+  const deadline_ms = Date.now() + config.transform_timeout_s * 1000;
+  const sqlmesh = (command: string[]) => run_sqlmesh(config, context, { release_file: release.path, deadline_ms, log_dir }, command);
+  try {
+    const plan = await sqlmesh(["plan", "prod", "--auto-apply", "--no-prompts"]);
+    // Each release is a new version of the models; the janitor drops versions no environment has
+    // used for snapshot_ttl (SQLMesh's default, a week), so the lakehouse does not grow forever.
+    await sqlmesh(["janitor"]);
+    return { summary: `lakehouse built from release ${release.etag_stem}`, output_tail: plan.output_tail };
+  } finally {
+    prune_log_files(log_dir, config.sqlmesh_log_files_max);
+  }
+}
+
+interface SqlmeshRun {
+  release_file: string;
+  /** The whole transform's deadline: every invocation shares TRANSFORM_TIMEOUT_S. */
+  deadline_ms: number;
+  log_dir: string;
+}
+
+async function run_sqlmesh(config: Config, context: JobContext, run: SqlmeshRun, command: string[]) {
+  const args = ["--paths", sqlmesh_project_dir, "--log-file-dir", run.log_dir, ...command];
   const result = await run_subprocess(config.sqlmesh_bin, args, {
     cwd: sqlmesh_project_dir,
-    env: sqlmesh_env(config, release.path),
-    timeout_ms: config.transform_timeout_s * 1000,
+    env: sqlmesh_env(config, run.release_file),
+    timeout_ms: Math.max(1, run.deadline_ms - Date.now()),
     kill_grace_ms: config.subprocess_kill_grace_ms,
     output_tail_bytes_max: config.subprocess_output_tail_bytes_max,
     cancel: context.cancel,
@@ -51,9 +73,17 @@ export async function run_transform(config: Config, context: JobContext): Promis
   if (context.cancel?.aborted) throw new TransformError("sqlmesh cancelled; its process group was killed");
   if (result.exit_code !== 0) {
     const how = result.exit_code === null ? `killed by ${result.signal}` : `exit ${result.exit_code}`;
-    throw new TransformError(`sqlmesh plan failed (${how}): ${failure_line(result.output_tail)}`);
+    throw new TransformError(`sqlmesh ${command[0]} failed (${how}): ${failure_line(result.output_tail)}`);
   }
-  return { summary: `lakehouse built from release ${release.etag_stem}`, output_tail: result.output_tail };
+  return result;
+}
+
+/** SQLMesh writes one log file per invocation: keep the newest `files_max`. */
+function prune_log_files(log_dir: string, files_max: number): void {
+  if (!fs.existsSync(log_dir)) return;
+  const files = fs.readdirSync(log_dir).map((name) => path.join(log_dir, name))
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
+  for (const stale of files.slice(files_max)) fs.rmSync(stale, { force: true });
 }
 
 /**

@@ -1,0 +1,51 @@
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { describe, test } from "node:test";
+import { ConfigError, load_config } from "../config/load.js";
+import { make_sandbox, run_cli } from "./support/sandbox.js";
+
+describe("config", () => {
+  test("defaults keep everything under ./data and read the shipped PSD file, offline", () => {
+    const config = load_config({});
+    assert.match(config.landing_dir, /\/data\/landing$/);
+    assert.match(config.serving_duckdb_path, /\/data\/serving\.duckdb$/);
+    assert.match(config.psd_source_url, /^file:\/\/.+\/jobs\/extract\/seed\/psd_coffee_csv\.zip$/);
+    assert.equal(config.extract_timeout_s, 300);
+  });
+
+  test("a malformed setting stops the CLI at start with one line naming it, exit 2", async (t) => {
+    const sandbox = make_sandbox();
+    t.after(() => sandbox.cleanup());
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ EXTRACT_TIMEOUT_S: "soon" }, /^materia: config: EXTRACT_TIMEOUT_S .*number.* \(got "soon"\)$/],
+      [{ TRANSFORM_TIMEOUT_S: "0" }, /^materia: config: TRANSFORM_TIMEOUT_S must be at least 1 second \(got "0"\)$/],
+      [{ PSD_SOURCE_URL: "ftp://usda.example/psd.zip" }, /^materia: config: PSD_SOURCE_URL must be an http:\/\/, https:\/\/ or file:\/\/ URL/],
+      [{ DUCKDB_PATH: "/tmp/lakehouse.db" }, /^materia: config: DUCKDB_PATH must name a \.duckdb file/],
+      [{ LOG_LEVEL: "loud" }, /^materia: config: LOG_LEVEL /],
+      [{ MATERIA_ENV_FILE: "/nonexistent/materia.env" }, /^materia: config: MATERIA_ENV_FILE: no such file \/nonexistent\/materia\.env$/],
+    ];
+    for (const [settings, expected] of cases) {
+      const result = await run_cli(["pipeline", "run", "extract"], { ...sandbox.env, ...settings });
+      assert.equal(result.code, 2, JSON.stringify(settings));
+      assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+      assert.match(result.stderr.trim(), expected);
+      assert.equal(fs.existsSync(sandbox.config.landing_dir), false, "nothing ran");
+    }
+  });
+
+  test("an env file is read, and the environment wins over it", () => {
+    const sandbox = make_sandbox();
+    try {
+      const env_file = path.join(sandbox.dir, "materia.env");
+      fs.writeFileSync(env_file, "# production\nEXTRACT_TIMEOUT_S=120\nEXPORT_TIMEOUT_S=90\n");
+      const config = load_config({ MATERIA_ENV_FILE: env_file, EXPORT_TIMEOUT_S: "45" });
+      assert.equal(config.extract_timeout_s, 120);
+      assert.equal(config.export_timeout_s, 45);
+      fs.writeFileSync(env_file, "EXTRACT_TIMEOUT_S=-3\n");
+      assert.throws(() => load_config({ MATERIA_ENV_FILE: env_file }), ConfigError);
+    } finally {
+      sandbox.cleanup();
+    }
+  });
+});
