@@ -5,6 +5,8 @@ import type { Config } from "../config/schema.js";
 import { configure_log } from "../lib/log.js";
 import { is_job_name, pipeline_jobs, job_named } from "../jobs/registry.js";
 import { run_jobs_in_process } from "../jobs/run_pipeline.js";
+import { run_launcher } from "../daemon/launcher.js";
+import { status_report } from "../daemon/status_report.js";
 
 function configured(): Config {
   const config = load_config();
@@ -40,6 +42,23 @@ pipeline.command("run")
     const on_signal = (signal: NodeJS.Signals) => cancel.abort(new Error(`${signal} received`));
     process.once("SIGINT", on_signal).once("SIGTERM", on_signal);
     await run_jobs_in_process(config, jobs, { force: options.force === true, cancel: cancel.signal });
+  });
+
+program.command("daemon")
+  .description("run the supervisor: a pipeline cycle every PIPELINE_INTERVAL_S, the web child, systemd notify; HUP updates and restarts")
+  .action(async () => {
+    process.exitCode = await run_launcher(configured());
+  });
+
+program.command("status")
+  .description("what the daemon is doing, and its newest pipeline runs")
+  .option("--runs <n>", "how many runs to list (1..100)", (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1 || n > 100) throw new InvalidArgumentError("expected a whole number from 1 to 100");
+    return n;
+  }, 10)
+  .action((options: { runs: number }) => {
+    console.log(status_report(configured().materia_state_dir, options.runs));
   });
 
 try {

@@ -23,7 +23,12 @@ export interface RunRecord {
 
 /** What the daemon is doing now: rewritten at every change of state. */
 export interface DaemonStatus {
+  /** The daemon's PID, the one to signal: stays the same when it restarts on a new commit. */
   pid: number;
+  /** The process that runs the loop (and holds the pipeline lock), restarted on a new commit. */
+  worker_pid?: number;
+  /** The forked web child, while one runs. */
+  web_pid?: number | null;
   commit: string;
   state: "starting" | "updating" | "running" | "idle" | "backoff" | "stopping";
   current_job: string | null;

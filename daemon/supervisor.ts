@@ -1,0 +1,255 @@
+import type { Config } from "../config/schema.js";
+import { pipeline_jobs } from "../jobs/registry.js";
+import { log } from "../lib/log.js";
+import { acquire_pipeline_lock } from "../lib/pipeline_lock.js";
+import { running_commit } from "../lib/version.js";
+import { Alarm } from "./alarm.js";
+import { restart_exit_code } from "./exit_codes.js";
+import { JobRunner, type JobOutcome } from "./job_runner.js";
+import { record_run, write_daemon_status, type DaemonStatus, type RunRecord } from "./run_history.js";
+import { self_update } from "./self_update.js";
+import { status_text } from "./status_text.js";
+import { SystemdNotifier } from "./systemd_notify.js";
+import { WebChild } from "./web_child.js";
+
+type CycleResult =
+  | { kind: "ok" }
+  | { kind: "failed"; cause: string; reason: string }
+  | { kind: "cancelled" }
+  | { kind: "restart" };
+
+// The worker must be gone before the launcher's own bound (STOP_TIMEOUT_S) runs out.
+const stop_margin_ms = 1_000;
+
+/**
+ * The daemon's loop, TigerBeetle's supervisor in TypeScript: update, run the jobs in order,
+ * wait (interval after success, backoff after a failure), again; nothing in it throws out.
+ * `run()` owns every decision of a cycle; the parts below it do one thing and report.
+ * Resolves with the exit code: 0 after SIGTERM/SIGINT, `restart_exit_code` to be started
+ * again on a new commit (after an update, or on SIGHUP).
+ */
+export class Supervisor {
+  private readonly notifier: SystemdNotifier;
+  private readonly runner: JobRunner;
+  private readonly web: WebChild;
+  private readonly alarm = new Alarm();
+  private status: DaemonStatus;
+  private backoff_cause: string | null = null;
+  private stop_requested = false;
+  private reload_requested = false;
+  private cycle_cancel: AbortController | undefined;
+  private ready_sent = false;
+  private web_stopped: Promise<void> | undefined;
+
+  constructor(private readonly config: Config) {
+    this.notifier = new SystemdNotifier(config.notify_timeout_ms);
+    this.runner = new JobRunner(config);
+    this.web = new WebChild(config, {
+      on_listening: (url, pid) => this.on_web_listening(url, pid),
+      on_exit: (pid) => {
+        if (this.status.web_pid === pid) this.update_status({ web_pid: null, web_url: null });
+      },
+      on_run_now: () => this.on_run_now(),
+    });
+    this.status = {
+      pid: process.ppid, worker_pid: process.pid, web_pid: null, commit: running_commit(), state: "starting",
+      current_job: null, next_run_at: null, last_error: null, web_url: null, updated_at: new Date().toISOString(),
+    };
+  }
+
+  async run(): Promise<number> {
+    log.info(`materia daemon ${this.status.commit} started (worker pid ${process.pid}, daemon pid ${process.ppid})`);
+    process.on("SIGTERM", () => this.on_stop_signal("SIGTERM"));
+    process.on("SIGINT", () => this.on_stop_signal("SIGINT"));
+    process.on("SIGHUP", () => this.on_reload_signal());
+    this.update_status({ state: "starting" });
+    this.notifier.start_watchdog();
+    this.web.start();
+
+    let exit_code = 0;
+    while (!this.stop_requested) {
+      if (this.reload_requested && await this.reload() === "restart") {
+        exit_code = restart_exit_code;
+        break;
+      }
+      const cycle_started_ms = Date.now();
+      const result = await this.run_cycle();
+      if (result.kind === "restart") {
+        exit_code = restart_exit_code;
+        break;
+      }
+      if (this.stop_requested || result.kind === "cancelled") continue;
+      if (result.kind === "ok") {
+        this.backoff_cause = null;
+        const next_ms = cycle_started_ms + this.config.pipeline_interval_s * 1000;
+        this.update_status({ state: "idle", current_job: null, last_error: null, next_run_at: iso(next_ms) });
+        log.info(`cycle ok; next run at ${iso(next_ms)}`);
+      } else {
+        this.backoff_cause = result.cause;
+        const next_ms = Date.now() + this.config.pipeline_backoff_s * 1000;
+        this.update_status({ state: "backoff", current_job: null, last_error: result.reason, next_run_at: iso(next_ms) });
+        log.warn(`backoff after ${result.cause}: next attempt at ${iso(next_ms)}`);
+      }
+      await this.alarm.sleep(Math.max(0, Date.parse(this.status.next_run_at!) - Date.now()));
+    }
+    await this.shut_down(exit_code);
+    return exit_code;
+  }
+
+  /** Self-update, then each job in its Bree worker, under the pipeline lock. */
+  private async run_cycle(): Promise<CycleResult> {
+    const cancel = new AbortController();
+    this.cycle_cancel = cancel;
+    try {
+      this.update_status({ state: "updating", current_job: null, next_run_at: null });
+      const update = await self_update(this.config, cancel.signal);
+      if (update.outcome === "updated") {
+        log.info(`update: now at ${update.to} (was ${update.from}); restarting on it`);
+        await this.notifier.reloading(`restarting on ${update.to}`);
+        return { kind: "restart" };
+      }
+      if (update.outcome === "failed") log.error(`update failed, running ${this.status.commit} still: ${update.reason}`);
+      else if (update.outcome === "disabled") log.debug(`update: off (${update.reason})`);
+      if (cancel.signal.aborted) return { kind: "cancelled" };
+
+      let release_lock: () => void;
+      try {
+        release_lock = acquire_pipeline_lock(this.config.materia_state_dir);
+      } catch (error) {
+        log.error(`cycle skipped: ${(error as Error).message}`);
+        return { kind: "failed", cause: "pipeline lock held", reason: (error as Error).message };
+      }
+      try {
+        const cycle_id = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 19);
+        for (const job of pipeline_jobs) {
+          if (cancel.signal.aborted) return { kind: "cancelled" };
+          const outcome = await this.run_job(cycle_id, job.name, cancel.signal);
+          if (outcome === "cancelled") return { kind: "cancelled" };
+          if (outcome.outcome !== "ok") return { kind: "failed", cause: `${job.name} ${outcome.outcome === "timeout" ? "timeout" : "failure"}`, reason: `${job.name}: ${outcome.message}` };
+        }
+        return { kind: "ok" };
+      } finally {
+        release_lock();
+      }
+    } finally {
+      this.cycle_cancel = undefined;
+    }
+  }
+
+  private async run_job(cycle_id: string, name: (typeof pipeline_jobs)[number]["name"], cancel: AbortSignal):
+    Promise<"cancelled" | { outcome: JobOutcome; message: string }> {
+    const record: RunRecord = {
+      run_id: `${cycle_id}.${name}`, cycle_id, job: name, started_at: new Date().toISOString(), ended_at: null,
+      outcome: "running", message: "", output_tail: "",
+    };
+    this.save_run(record);
+    this.update_status({ state: "running", current_job: name });
+    log.info(`${name}: started`);
+    const started_ms = Date.now();
+    const result = await this.runner.run(name, cancel).catch((error: Error) =>
+      ({ outcome: "failed" as const, message: error.message, output_tail: "" }));
+    this.save_run({ ...record, ended_at: new Date().toISOString(), ...result });
+    const took = `${Date.now() - started_ms} ms`;
+    switch (result.outcome) {
+      case "ok": log.info(`${name}: ok in ${took}: ${result.message}`); break;
+      case "cancelled": log.warn(`${name}: cancelled after ${took}: ${result.message}`); return "cancelled";
+      case "timeout": log.error(`${name}: timeout: ${result.message}`); break;
+      case "failed": log.error(`${name}: failed after ${took}: ${result.message}`); break;
+    }
+    return result;
+  }
+
+  /** SIGHUP: update, then restart on the checkout (new code, config re-read); a failed update keeps this one. */
+  private async reload(): Promise<"restart" | "continue"> {
+    this.reload_requested = false;
+    await this.notifier.reloading("reloading: updating from git");
+    this.update_status({ state: "updating", current_job: null, next_run_at: null });
+    const update = await self_update(this.config, new AbortController().signal);
+    if (update.outcome === "failed") {
+      log.error(`reload: update failed, running ${this.status.commit} still: ${update.reason}`);
+      // systemd holds the unit in "reloading" until READY=1, even after a failed reload.
+      await this.notifier.ready(`reload failed, running ${this.status.commit}`);
+      return "continue";
+    }
+    const what = update.outcome === "updated" ? `the new commit ${update.to}` : `${this.status.commit} (${update.outcome === "unchanged" ? "no newer commit" : update.reason})`;
+    log.info(`reload: restarting on ${what}`);
+    return "restart";
+  }
+
+  private on_stop_signal(signal: NodeJS.Signals): void {
+    if (this.stop_requested) return;
+    this.stop_requested = true;
+    log.info(`${signal}: stopping (within STOP_TIMEOUT_S=${this.config.stop_timeout_s} s)`);
+    const budget_ms = Math.max(this.config.stop_timeout_s * 1000 - stop_margin_ms, 500);
+    const deadline = setTimeout(() => this.force_exit(budget_ms), budget_ms);
+    deadline.unref();
+    void this.notifier.stopping("stopping");
+    this.update_status({ state: "stopping", next_run_at: null });
+    this.web_stopped = this.web.stop(budget_ms);
+    this.cycle_cancel?.abort();
+    this.alarm.ring();
+  }
+
+  private on_reload_signal(): void {
+    if (this.stop_requested) return;
+    log.info("SIGHUP: updating and restarting");
+    this.reload_requested = true;
+    this.cycle_cancel?.abort();
+    this.alarm.ring();
+  }
+
+  /** The web admin page's "Run now": ends the wait at once; a running cycle is left alone. */
+  private on_run_now(): void {
+    if (this.cycle_cancel) {
+      log.info("run now: ignored, a cycle is running");
+      return;
+    }
+    log.info("run now: starting a cycle");
+    this.alarm.ring();
+  }
+
+  private on_web_listening(url: string, pid: number): void {
+    this.update_status({ web_url: url, web_pid: pid });
+    if (this.ready_sent || this.stop_requested) return;
+    // READY=1 once the loop runs and the web child answers.
+    this.ready_sent = true;
+    void this.notifier.ready(status_text(this.status, this.backoff_cause));
+  }
+
+  private async shut_down(exit_code: number): Promise<void> {
+    const web_budget_ms = Math.max(this.config.stop_timeout_s * 1000 - stop_margin_ms, 500);
+    await (this.web_stopped ?? this.web.stop(web_budget_ms));
+    this.notifier.stop_watchdog();
+    log.info(exit_code === restart_exit_code ? "worker exiting to restart on the new commit" : "stopped");
+  }
+
+  /** A stop step overran its bound: kill what is left rather than outlive STOP_TIMEOUT_S. */
+  private force_exit(budget_ms: number): void {
+    log.error(`stop did not finish within ${budget_ms} ms; killing the job's process groups and the web child`);
+    this.runner.kill_groups_now();
+    if (this.web.pid) process.kill(this.web.pid, "SIGKILL");
+    process.exit(1);
+  }
+
+  private update_status(change: Partial<DaemonStatus>): void {
+    const before = status_text(this.status, this.backoff_cause);
+    this.status = { ...this.status, ...change, updated_at: new Date().toISOString() };
+    try {
+      write_daemon_status(this.config.materia_state_dir, this.status);
+    } catch (error) {
+      log.error(`cannot write the daemon status: ${(error as Error).message}`);
+    }
+    const after = status_text(this.status, this.backoff_cause);
+    if (after !== before || change.state !== undefined) void this.notifier.status(after);
+  }
+
+  private save_run(record: RunRecord): void {
+    try {
+      record_run(this.config.materia_state_dir, record, this.config.run_history_entries_max);
+    } catch (error) {
+      log.error(`cannot record run ${record.run_id}: ${(error as Error).message}`);
+    }
+  }
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
