@@ -32,7 +32,10 @@ if $with_test_tools; then
   # the infra tests: systemd-analyze (units), rclone (the backup command)
   [ -x /usr/bin/systemd-analyze ] || missing="$missing systemd"
   [ -x /usr/bin/rclone ] || missing="$missing rclone"
-  [ -n "$missing" ] && { echo "setup: installing Debian packages:$missing"; apt_install $missing; }
+  if [ -n "$missing" ]; then
+    echo "setup: installing Debian packages:$missing"
+    apt_install $missing
+  fi
 fi
 
 npx --no-install tsc -p tsconfig.json
