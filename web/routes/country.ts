@@ -1,0 +1,41 @@
+import type { Express, Request } from "express";
+import type { Catalog } from "../catalog.js";
+import { bad_request } from "../errors.js";
+import { parse_country, query_param } from "../inputs.js";
+import type { Page, PageModel } from "../pages.js";
+import type { ServingReader, Snapshot } from "../serving.js";
+import { view_options } from "../settings.js";
+import { balance_charts, balance_columns, balance_select } from "./balance.js";
+
+export const country_page: Page = {
+  name: "country",
+  html_path: "/country/:code",
+  api_path: "/api/country/:code",
+  csv_path: "/api/country/:code.csv",
+  async load(req: Request, snapshot: Snapshot<Catalog>): Promise<PageModel> {
+    const code = parse_country(String(req.params.code), snapshot.meta);
+    const { units, from, to } = view_options(req, snapshot.meta);
+    const rows = await snapshot.query(`SELECT ${balance_select} FROM country_balance
+      WHERE country_code = $code AND market_year BETWEEN $from AND $to ORDER BY market_year`, { code, from, to });
+    const name = snapshot.meta.countries.get(code)!;
+    return {
+      view: "country",
+      title: name,
+      units,
+      params: { code, from, to },
+      tables: { balance: { title: `${name}: supply and distribution ${from}–${to}`, columns: balance_columns, rows } },
+      charts: balance_charts(rows, "country"),
+      extra: { code, name, latest: rows.at(-1) ?? null },
+    };
+  },
+};
+
+/** The country picker's form (GET /country?code=BR) lands on the country's own address. */
+export function mount_country_picker(app: Express, reader: ServingReader<Catalog>): void {
+  app.get("/country", async (req, res) => {
+    const raw = query_param(req, "code");
+    if (raw === undefined) throw bad_request("code is required, e.g. /country?code=BR");
+    const code = await reader.with_snapshot(async (snapshot) => parse_country(raw, snapshot.meta));
+    res.redirect(303, `/country/${code}`);
+  });
+}

@@ -1,0 +1,35 @@
+import express, { type Express } from "express";
+import type { Config } from "../../config/schema.js";
+import type { Catalog } from "../catalog.js";
+import { units } from "../measures.js";
+import type { ServingReader } from "../serving.js";
+import { read_settings, serialize_settings, settings_cookie_name, settings_from_form } from "../settings.js";
+
+const cookie_max_age_ms = 365 * 24 * 3600 * 1000;
+
+export function mount_settings(app: Express, reader: ServingReader<Catalog>, config: Config): void {
+  app.get("/settings", async (req, res) => {
+    const settings = read_settings(req);
+    const catalog = await reader.with_snapshot(async (snapshot) => snapshot.meta);
+    const years: number[] = [];
+    for (let year = catalog.year_first; year <= catalog.year_last; year++) years.push(year);
+    res.render("settings", { catalog, settings, years, units, saved: req.query.saved === "1", title: "Settings" });
+  });
+
+  app.get("/api/settings", (req, res) => {
+    res.json({ settings: read_settings(req), units: Object.keys(units) });
+  });
+
+  const form = express.urlencoded({ extended: false, limit: config.web_body_bytes_max, parameterLimit: 10 });
+  app.post("/settings", form, async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    if (body.reset !== undefined) {
+      res.clearCookie(settings_cookie_name, { path: "/" });
+    } else {
+      const settings = await reader.with_snapshot(async (snapshot) => settings_from_form(body, snapshot.meta));
+      res.cookie(settings_cookie_name, serialize_settings(settings),
+        { path: "/", httpOnly: true, sameSite: "lax", secure: req.secure, maxAge: cookie_max_age_ms });
+    }
+    res.redirect(303, "/settings?saved=1");
+  });
+}

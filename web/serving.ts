@@ -1,0 +1,227 @@
+import fs from "node:fs";
+import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
+import { log } from "../lib/log.js";
+import { HttpError, no_data } from "./errors.js";
+
+// Read access to SERVING_DUCKDB_PATH, a file that export_serving replaces with rename() while we
+// serve. One READ_ONLY instance per file version: a stat before each request notices a new inode,
+// the new file is opened and smoke-tested, new requests go to it, and the old instance is closed
+// once the requests that started on it have finished. No request fails because of a swap.
+
+export type Row = Record<string, unknown>;
+export type Params = Record<string, string | number>;
+export type Query = (sql: string, params?: Params) => Promise<Row[]>;
+
+export interface ServingFile {
+  path: string;
+  dev: number;
+  ino: number;
+  mtime: string;
+  opened_at: string;
+}
+
+/** What one request sees: a single file version for all its queries, so a page never mixes releases. */
+export interface Snapshot<M> {
+  file: ServingFile;
+  meta: M;
+  query: Query;
+}
+
+export interface ServingReaderOptions<M> {
+  path: string;
+  query_concurrency_max: number;
+  query_queue_max: number;
+  query_timeout_ms: number;
+  swap_check: boolean;
+  /** Runs on every newly opened file before it takes requests: the smoke test; throws when unusable. */
+  load_meta: (query: Query) => Promise<M>;
+  /** One line about a loaded file for the log, e.g. its release. */
+  describe_meta: (meta: M) => string;
+}
+
+interface Version<M> {
+  instance: DuckDBInstance;
+  file: ServingFile;
+  meta: M;
+  in_flight: number;
+  retired: boolean;
+  closed: boolean;
+  running: Set<DuckDBConnection>;
+}
+
+class QueryTimeoutError extends HttpError {}
+
+export class ServingReader<M> {
+  private current: Version<M> | undefined;
+  private opening: { identity: string; done: Promise<void> } | undefined;
+  /** The file version that last failed to open (identity incl. mtime and size): logged once, not retried. */
+  private failed: { identity: string; message: string } | undefined;
+  private queries_running = 0;
+  private readonly waiting: (() => void)[] = [];
+  private closing = false;
+
+  constructor(private readonly options: ServingReaderOptions<M>) {}
+
+  /** The file being served; undefined when nothing is. */
+  serving_file(): ServingFile | undefined {
+    return this.current?.file;
+  }
+
+  /** What was loaded from the file being served, for page furniture (no stat, no query). */
+  serving_meta(): M | undefined {
+    return this.current?.meta;
+  }
+
+  async with_snapshot<T>(work: (snapshot: Snapshot<M>) => Promise<T>): Promise<T> {
+    const version = await this.acquire();
+    try {
+      return await work({ file: version.file, meta: version.meta, query: (sql, params) => this.query(version, sql, params) });
+    } finally {
+      version.in_flight--;
+      this.close_if_done(version);
+    }
+  }
+
+  /** Interrupts running queries, waits up to `grace_ms` for them, then closes every instance. */
+  async close(grace_ms: number): Promise<void> {
+    this.closing = true;
+    const versions = [this.current].filter((v): v is Version<M> => v !== undefined);
+    for (const version of versions) {
+      version.retired = true;
+      for (const connection of version.running) connection.interrupt();
+    }
+    const deadline = Date.now() + grace_ms;
+    while (versions.some((v) => v.in_flight > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const version of versions) {
+      // Never disconnect a connection with a running query (it hangs the process): leave those to exit.
+      if (version.running.size === 0) this.close_if_done(version, true);
+    }
+  }
+
+  // The version is chosen and counted in one synchronous step, so it cannot be closed in between.
+  private async acquire(): Promise<Version<M>> {
+    if (this.closing) throw new HttpError(503, "the web server is shutting down");
+    const pending = this.options.swap_check || this.current === undefined ? this.check_for_new_file() : undefined;
+    if (pending) await pending;
+    const version = this.current;
+    if (version === undefined) {
+      throw no_data(this.failed ? `no data yet: the serving file cannot be opened (${this.failed.message})`
+        : "no data yet: the pipeline has not published a serving file");
+    }
+    version.in_flight++;
+    return version;
+  }
+
+  /** statSync, not fs.stat: an async stat queues behind DuckDB on libuv's threadpool. */
+  private check_for_new_file(): Promise<void> | undefined {
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(this.options.path);
+    } catch {
+      return undefined; // gone for now: keep serving what is open (its data stays readable)
+    }
+    const current = this.current?.file;
+    if (current && current.dev === stat.dev && current.ino === stat.ino) return undefined;
+    const identity = `${stat.dev}:${stat.ino}:${stat.mtimeMs}:${stat.size}`;
+    if (this.failed?.identity === identity) return undefined;
+    if (this.opening?.identity === identity) return this.opening.done;
+    const done = this.open(stat, identity).finally(() => {
+      if (this.opening?.identity === identity) this.opening = undefined;
+    });
+    this.opening = { identity, done };
+    return done;
+  }
+
+  private async open(stat: fs.Stats, identity: string): Promise<void> {
+    const file: ServingFile = { path: this.options.path, dev: stat.dev, ino: stat.ino, mtime: stat.mtime.toISOString(),
+      opened_at: new Date().toISOString() };
+    let instance: DuckDBInstance | undefined;
+    try {
+      // create(), never fromCache(): the cache would hand back the instance of the OLD file.
+      instance = await DuckDBInstance.create(this.options.path, { access_mode: "READ_ONLY" });
+      const version: Version<M> = { instance, file, meta: undefined as M, in_flight: 0, retired: false, closed: false,
+        running: new Set() };
+      version.meta = await this.options.load_meta((sql, params) => this.query(version, sql, params));
+      if (this.closing) {
+        instance.closeSync();
+        return;
+      }
+      const previous = this.current;
+      this.current = version;
+      this.failed = undefined;
+      log.info(`web: serving ${this.options.describe_meta(version.meta)} from ${file.path} (inode ${file.ino})`);
+      if (previous) {
+        previous.retired = true;
+        this.close_if_done(previous);
+      }
+    } catch (error) {
+      instance?.closeSync();
+      const message = error instanceof Error ? error.message.split("\n")[0]! : String(error);
+      this.failed = { identity, message };
+      log.error(`web: cannot open the serving file ${this.options.path} (inode ${stat.ino}): ${message}` +
+        (this.current ? "; still serving the previous file" : ""));
+    }
+  }
+
+  private close_if_done(version: Version<M>, force = false): void {
+    if (version.closed || !version.retired || (version.in_flight > 0 && !force)) return;
+    version.closed = true;
+    version.instance.closeSync();
+    log.debug("web: closed a replaced serving file", { inode: version.file.ino });
+  }
+
+  private async query(version: Version<M>, sql: string, params: Params = {}): Promise<Row[]> {
+    await this.slot();
+    let connection: DuckDBConnection | undefined;
+    let timed_out = false;
+    const timer = setTimeout(() => {
+      timed_out = true;
+      connection?.interrupt();
+    }, this.options.query_timeout_ms);
+    try {
+      // One connection per query: DuckDB runs one query at a time per connection.
+      connection = await version.instance.connect();
+      if (timed_out) throw new Error("interrupted");
+      version.running.add(connection);
+      const reader = await connection.runAndReadAll(sql, params);
+      return reader.getRowObjectsJS().map(plain_row);
+    } catch (error) {
+      if (timed_out) throw new QueryTimeoutError(503, `a query took longer than WEB_QUERY_TIMEOUT_MS=${this.options.query_timeout_ms} ms`);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      if (connection) {
+        version.running.delete(connection);
+        connection.closeSync();
+      }
+      this.release_slot();
+    }
+  }
+
+  /** At most WEB_QUERY_CONCURRENCY_MAX queries run; at most WEB_QUERY_QUEUE_MAX wait. */
+  private slot(): Promise<void> {
+    if (this.queries_running < this.options.query_concurrency_max) {
+      this.queries_running++;
+      return Promise.resolve();
+    }
+    if (this.waiting.length >= this.options.query_queue_max) {
+      return Promise.reject(new HttpError(503, "too many requests at once: try again in a moment"));
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release_slot(): void {
+    const next = this.waiting.shift();
+    if (next) next(); // the slot passes straight to the next waiter
+    else this.queries_running--;
+  }
+}
+
+/** BIGINT → number and timestamps → ISO text, so rows serialize as JSON. */
+function plain_row(row: Record<string, unknown>): Row {
+  const out: Row = {};
+  for (const [key, value] of Object.entries(row)) {
+    out[key] = typeof value === "bigint" ? Number(value) : value instanceof Date ? value.toISOString() : value;
+  }
+  return out;
+}
