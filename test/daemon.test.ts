@@ -1,0 +1,155 @@
+import assert from "node:assert/strict";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import test, { type TestContext } from "node:test";
+import { read_daemon_status, read_run_history, type RunRecord } from "../daemon/run_history.js";
+import { process_group_alive } from "../lib/subprocess.js";
+import { DaemonProcess, http_status, kill_tagged, NotifySocket, processes_tagged, wait_until } from "./support/daemon_process.js";
+import { make_sandbox, run_cli, type Sandbox } from "./support/sandbox.js";
+
+const stop_timeout_s = 10;
+
+/** A sandbox, a fake NOTIFY_SOCKET and a daemon on short intervals; all of it removed after the test. */
+async function daemon_in_sandbox(t: TestContext, settings: Record<string, string> = {}) {
+  const sandbox: Sandbox = make_sandbox({
+    WEB_PORT: "0",
+    PIPELINE_INTERVAL_S: "1",
+    PIPELINE_BACKOFF_S: "1",
+    STOP_TIMEOUT_S: String(stop_timeout_s),
+    SUBPROCESS_KILL_GRACE_MS: "1000",
+    WEB_SHUTDOWN_GRACE_MS: "2000",
+    ...settings,
+  });
+  const notify = await NotifySocket.open(sandbox.dir);
+  const tag = crypto.randomUUID();
+  const daemon = new DaemonProcess({ ...sandbox.env, NOTIFY_SOCKET: notify.path }, tag);
+  t.after(async () => {
+    await daemon.kill();
+    kill_tagged(tag);
+    await notify.close();
+    sandbox.cleanup();
+  });
+  const state_dir = sandbox.config.materia_state_dir;
+  return {
+    sandbox, notify, daemon, tag,
+    status: () => read_daemon_status(state_dir),
+    runs: (job?: string, outcome?: RunRecord["outcome"]) => read_run_history(state_dir)
+      .filter((run) => (!job || run.job === job) && (!outcome || run.outcome === outcome)),
+  };
+}
+
+/** A SQLMesh that hangs: it ignores SIGTERM, as does the child it starts, and writes its process group id. */
+function write_hung_sqlmesh(t: TestContext): { bin: string; pgid_file: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "materia-hung-"));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const bin = path.join(dir, "hung-sqlmesh.sh");
+  const pgid_file = path.join(dir, "hung-sqlmesh.pgid");
+  fs.writeFileSync(bin, `#!/bin/sh\ntrap '' TERM\necho $$ > "${pgid_file}"\nsleep 300 &\nsleep 300\n`, { mode: 0o755 });
+  return { bin, pgid_file };
+}
+
+test("three cycles on the shipped data: READY=1 once the web answers, STATUS per job, run history, kill -9 of the web child, STOPPING=1 on TERM", async (t) => {
+  const { daemon, notify, status, runs, sandbox, tag } = await daemon_in_sandbox(t);
+
+  await notify.wait_for("READY=1", /^READY=1$/m, 30_000);
+  const web_url = status()?.web_url;
+  assert.ok(web_url, "the status file names the web URL once READY=1 was sent");
+  assert.ok([200, 503].includes((await http_status(`${web_url}/healthz`))!), "the web child answers /healthz when READY=1 arrives");
+
+  await wait_until("three ok cycles", 120_000, () => runs("export_serving", "ok").length >= 3);
+  const cycles = new Set(runs(undefined, "ok").map((run) => run.cycle_id));
+  assert.ok(cycles.size >= 3);
+  for (const job of ["extract", "transform", "export_serving"]) {
+    assert.ok(runs(job, "ok").length >= 3, `${job} ran ok in each cycle`);
+  }
+  const statuses = notify.messages.flatMap((m) => m.split("\n")).filter((line) => line.startsWith("STATUS="));
+  for (const expected of ["STATUS=extract running", "STATUS=transform running", "STATUS=export_serving running"]) {
+    assert.ok(statuses.includes(expected), `systemd saw ${expected}`);
+  }
+  assert.ok(statuses.some((line) => /^STATUS=idle, next run \d\d:\d\d:\d\d$/.test(line)), "systemd saw the idle wait");
+  assert.equal(notify.messages.filter((m) => /^READY=1$/m.test(m)).length, 1, "READY=1 is sent once");
+
+  const cli = await run_cli(["status"], sandbox.env);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, /^daemon: (idle|running|updating)/m);
+  assert.match(cli.stdout, /export_serving\s+ok/);
+
+  const old_web_pid = status()!.web_pid!;
+  process.kill(old_web_pid, "SIGKILL");
+  const new_url = await wait_until("a new web child that serves", 10_000, async () => {
+    const now = status();
+    if (!now?.web_pid || now.web_pid === old_web_pid || !now.web_url) return undefined;
+    return [200, 503].includes((await http_status(`${now.web_url}/healthz`)) ?? 0) && now.web_url;
+  });
+  assert.equal(await http_status(`${new_url}/healthz`), 200, "the new web child serves the published file");
+
+  const stopped = await daemon.terminate(stop_timeout_s * 1000 + 5_000);
+  assert.equal(stopped.code, 0);
+  assert.ok(stopped.elapsed_ms < stop_timeout_s * 1000, `stopped in ${stopped.elapsed_ms} ms`);
+  assert.ok(notify.messages.some((m) => /^STOPPING=1$/m.test(m)), "systemd saw STOPPING=1");
+  assert.deepEqual(processes_tagged(tag), [], "no process of the daemon is left");
+  assert.ok(daemon.lines.every((line) => /^<[0-7]>(error|warn|info|debug): /.test(line)), "every log line carries its syslog priority");
+});
+
+test("a failing extract (upstream 500) leads to the backoff wait, in STATUS and the log, then to the next attempt", async (t) => {
+  let requests = 0;
+  const upstream = http.createServer((_req, res) => {
+    requests++;
+    res.writeHead(500).end("upstream broke");
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+  t.after(() => upstream.close());
+  const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/psd_coffee_csv.zip`;
+  const { daemon, notify, runs, status } = await daemon_in_sandbox(t, { PSD_SOURCE_URL: url });
+
+  await notify.wait_for("backoff STATUS", /^STATUS=backoff after extract failure, retry \d\d:\d\d:\d\d$/m, 30_000);
+  await wait_until("a second extract attempt", 30_000, () => runs("extract", "failed").length >= 2);
+  assert.ok(requests >= 2, "the upstream was asked again after the backoff");
+  assert.equal(runs("transform").length, 0, "nothing runs after a failed extract");
+  assert.match(status()!.last_error ?? "", /extract: .*500/);
+
+  const error_line = await daemon.wait_for_line(/^<3>error: extract: failed after \d+ ms: .*500/, 5_000);
+  assert.ok(error_line);
+  await daemon.wait_for_line(/^<4>warn: backoff after extract failure: next attempt at /, 5_000);
+  await daemon.wait_for_line(/^<6>info: extract: started$/, 5_000);
+  const starts = daemon.lines.filter((line) => line === "<6>info: extract: started");
+  assert.ok(starts.length >= 2, "the log shows the next attempt");
+  assert.equal((await daemon.terminate(stop_timeout_s * 1000 + 5_000)).code, 0);
+});
+
+test("a hung SQLMESH_BIN is killed at TRANSFORM_TIMEOUT_S with its whole process group, recorded as timeout, and the loop goes on", async (t) => {
+  const hung = write_hung_sqlmesh(t);
+  const { daemon, runs, tag } = await daemon_in_sandbox(t, { TRANSFORM_TIMEOUT_S: "2", SQLMESH_BIN: hung.bin });
+  const timed_out = await wait_until("a transform timeout", 60_000, () => runs("transform", "timeout")[0]);
+  const pgid = Number(fs.readFileSync(hung.pgid_file, "utf8"));
+  assert.ok(pgid > 0);
+  assert.equal(process_group_alive(pgid), false, "no process of SQLMesh's group is left");
+  assert.match(timed_out.message, /timed out after 2 s/);
+  assert.ok(timed_out.ended_at);
+  await daemon.wait_for_line(/^<3>error: transform: timeout: /, 5_000);
+
+  await wait_until("the next cycle after the backoff", 30_000, () => runs("extract").length >= 2);
+  const stopped = await daemon.terminate(stop_timeout_s * 1000 + 5_000);
+  assert.equal(stopped.code, 0);
+  assert.deepEqual(processes_tagged(tag), []);
+});
+
+test("TERM during a running transform: exit 0 within STOP_TIMEOUT_S, no process left, the run recorded as cancelled", async (t) => {
+  const hung = write_hung_sqlmesh(t);
+  const { daemon, notify, runs, tag } = await daemon_in_sandbox(t, { SQLMESH_BIN: hung.bin });
+  await wait_until("SQLMesh running", 60_000, () => fs.existsSync(hung.pgid_file) && fs.readFileSync(hung.pgid_file, "utf8").trim() !== "");
+  const pgid = Number(fs.readFileSync(hung.pgid_file, "utf8"));
+  assert.equal(process_group_alive(pgid), true);
+
+  const stopped = await daemon.terminate(stop_timeout_s * 1000 + 5_000);
+  assert.equal(stopped.code, 0);
+  assert.ok(stopped.elapsed_ms < stop_timeout_s * 1000, `stopped in ${stopped.elapsed_ms} ms`);
+  assert.equal(process_group_alive(pgid), false, "SQLMesh's process group is gone");
+  assert.deepEqual(processes_tagged(tag), [], "no process of the daemon is left");
+  assert.equal(runs("transform", "cancelled").length, 1);
+  assert.ok(notify.messages.some((m) => /^STOPPING=1$/m.test(m)));
+});
