@@ -31,6 +31,8 @@ if $with_test_tools; then
   [ -x /usr/bin/chromium ] || missing="$missing chromium"
   # the infra tests: systemd-analyze (units), rclone (the backup command)
   [ -x /usr/bin/systemd-analyze ] || missing="$missing systemd"
+  # the daemon tests: systemd-notify against a fake NOTIFY_SOCKET (same Debian package)
+  [ -x /usr/bin/systemd-notify ] || missing="$missing systemd"
   [ -x /usr/bin/rclone ] || missing="$missing rclone"
   if [ -n "$missing" ]; then
     echo "setup: installing Debian packages:$missing"
