@@ -114,7 +114,8 @@ else
 fi
 
 # The same ref the daemon's self-update follows, so the two never pull in different directions.
-git_ref=$(sed -n 's/^MATERIA_GIT_REF=//p' "$root$env_file" | tail -n 1)
+# Read as systemd's EnvironmentFile= does for this simple case: the last assignment, quotes removed.
+git_ref=$(sed -n 's/^MATERIA_GIT_REF=//p' "$root$env_file" | tail -n 1 | sed -e 's/^"\(.*\)"$/\1/' -e "s/^'\\(.*\\)'$/\\1/")
 code_changed=false
 if [ -n "$git_ref" ]; then
   as_service_user git -C "$root$checkout" fetch --quiet origin
