@@ -53,6 +53,17 @@ describe("extract from an HTTP server", () => {
 });
 
 describe("extract from a file:// URL (the offline default)", () => {
+  test("a zip that stores its CSV uncompressed lands it gzipped all the same", async (t) => {
+    const sandbox = make_sandbox();
+    t.after(() => sandbox.cleanup());
+    const stored = path.join(sandbox.dir, "stored.zip");
+    fs.writeFileSync(stored, await zip_buffer({ "psd_coffee.csv": await shipped_csv() }, { compress: false }));
+    const result = await run_cli(["pipeline", "run", "extract"], { ...sandbox.env, PSD_SOURCE_URL: `file://${stored}` });
+    assert.equal(result.code, 0, result.stderr);
+    const [landed] = list_files(sandbox.config.landing_dir);
+    assert.equal(zlib.gunzipSync(fs.readFileSync(path.join(sandbox.config.landing_dir, landed!))).toString("utf8"), await shipped_csv());
+  });
+
   test("lands the shipped release under a content-derived ETag, then is up to date", async (t) => {
     const sandbox = make_sandbox();
     t.after(() => sandbox.cleanup());
@@ -118,6 +129,13 @@ describe("extract refuses bad upstream data and lands nothing", () => {
   test("a CSV whose header is not PSD's", async (t) => assert_refused(t,
     serve_body(await zip_buffer({ "psd_coffee.csv": "Country,Year,Production\r\nBrazil,2023,66300\r\n" })),
     /header is not PSD's: got "Country,Year,Production"/));
+
+  test("a zip whose compressed data was damaged in transit (its CRC no longer matches)", async (t) => {
+    const zip = await zip_buffer({ "psd_coffee.csv": await shipped_csv() });
+    const middle = Math.floor(zip.length / 2);
+    zip.writeUInt32BE((zip.readUInt32BE(middle) ^ 0xffffffff) >>> 0, middle);
+    await assert_refused(t, serve_body(zip), /not a readable zip file: .*(check|invalid|incorrect)/i);
+  });
 
   test("a download over EXTRACT_SIZE_BYTES_MAX", (t) => assert_refused(t, serve_body(fs.readFileSync(shipped_zip_path)),
     /EXTRACT_SIZE_BYTES_MAX=100000/, { EXTRACT_SIZE_BYTES_MAX: "100000" }));

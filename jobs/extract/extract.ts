@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Readable, Transform, type TransformCallback } from "node:stream";
+import { Readable, Transform, Writable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import zlib from "node:zlib";
@@ -220,31 +220,82 @@ function psd_header_gate(): Transform {
   });
 }
 
+/**
+ * Lands the zip's CSV gzipped. A deflated zip entry already is a gzip member's body (the same
+ * raw deflate stream, CRC-32 and size), so it is rewrapped with a gzip header and trailer
+ * instead of being inflated and compressed again; a stored entry is compressed. Either way the
+ * incoming file is then read back through gunzip, which checks the CRC and size, and through the
+ * PSD header check, before it is renamed into place.
+ */
 async function land_csv(zip_path: string, target: string, config: Config, signal: AbortSignal): Promise<number> {
   const zip = await open_zip(zip_path);
+  const incoming = path.join(incoming_dir(config.landing_dir), `${path.basename(target)}.${process.pid}.tmp`);
   try {
     const entry = await find_entry(zip);
     if (entry.uncompressedSize > config.extract_csv_size_bytes_max) {
       throw new ExtractError(`${PSD_CSV_ENTRY} is ${entry.uncompressedSize} bytes unzipped, over EXTRACT_CSV_SIZE_BYTES_MAX=${config.extract_csv_size_bytes_max}`);
     }
-    const incoming = path.join(incoming_dir(config.landing_dir), `${path.basename(target)}.${process.pid}.tmp`);
-    try {
-      const csv = await new Promise<Readable>((resolve, reject) =>
-        zip.openReadStream(entry, (error, stream) => (error ? reject(zip_error(error)) : resolve(stream))));
-      await pipeline(csv, psd_header_gate(), zlib.createGzip(), fs.createWriteStream(incoming), { signal })
-        .catch((error: Error) => {
-          throw error instanceof ExtractError || signal.aborted ? error : zip_error(error);
-        });
-      fsync_file(incoming);
-      fs.mkdirSync(path.dirname(target), { recursive: true });
-      rename_durably(incoming, target);
-      return entry.uncompressedSize;
-    } finally {
-      fs.rmSync(incoming, { force: true });
+    const rewrap = entry.isCompressed() && entry.compressionMethod === DEFLATE;
+    const csv = await open_entry(zip, entry, rewrap);
+    await pipeline(csv, rewrap ? gzip_member_around(entry) : zlib.createGzip(), fs.createWriteStream(incoming), { signal })
+      .catch((error: Error) => {
+        throw signal.aborted ? error : zip_error(error);
+      });
+    const csv_bytes = await verify_landed_csv(incoming, signal);
+    if (csv_bytes !== entry.uncompressedSize) {
+      throw new ExtractError(`${PSD_CSV_ENTRY} unzipped to ${csv_bytes} bytes, not the ${entry.uncompressedSize} its zip entry declares`);
     }
+    fsync_file(incoming);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    rename_durably(incoming, target);
+    return csv_bytes;
   } finally {
+    fs.rmSync(incoming, { force: true });
     zip.close();
   }
+}
+
+const DEFLATE = 8;
+
+/** Puts a gzip header (RFC 1952: no name, no mtime) before a raw deflate stream and its CRC-32 and size after it. */
+function gzip_member_around(entry: yauzl.Entry): Transform {
+  const header = Buffer.from([0x1f, 0x8b, DEFLATE, 0, 0, 0, 0, 0, 0, 0xff]);
+  const trailer = Buffer.alloc(8);
+  trailer.writeUInt32LE(entry.crc32 >>> 0, 0);
+  trailer.writeUInt32LE(entry.uncompressedSize % 2 ** 32, 4);
+  let started = false;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      callback(null, started ? chunk : Buffer.concat([header, chunk]));
+      started = true;
+    },
+    flush(callback: TransformCallback) {
+      callback(null, started ? trailer : Buffer.concat([header, trailer]));
+    },
+  });
+}
+
+/** Reads the landed gzip back: gunzip checks CRC and size, the gate checks PSD's header. Returns the CSV's size. */
+async function verify_landed_csv(file: string, signal: AbortSignal): Promise<number> {
+  let csv_bytes = 0;
+  const counter = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      csv_bytes += chunk.length;
+      callback();
+    },
+  });
+  await pipeline(fs.createReadStream(file), zlib.createGunzip(), psd_header_gate(), counter, { signal })
+    .catch((error: Error) => {
+      throw error instanceof ExtractError || signal.aborted ? error : zip_error(error);
+    });
+  return csv_bytes;
+}
+
+function open_entry(zip: yauzl.ZipFile, entry: yauzl.Entry, raw: boolean): Promise<Readable> {
+  // @types/yauzl marks every option as required; yauzl itself takes any subset.
+  const options = (raw ? { decompress: false } : {}) as yauzl.ZipFileOptions;
+  return new Promise((resolve, reject) =>
+    zip.openReadStream(entry, options, (error, stream) => (error ? reject(zip_error(error)) : resolve(stream))));
 }
 
 function zip_error(error: Error): ExtractError {

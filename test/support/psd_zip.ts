@@ -26,10 +26,10 @@ export async function shipped_csv(): Promise<string> {
 }
 
 /** A zip holding `entries` (name → content), as PSD Online would ship one. */
-export async function zip_buffer(entries: Record<string, string | Buffer>): Promise<Buffer> {
+export async function zip_buffer(entries: Record<string, string | Buffer>, options = { compress: true }): Promise<Buffer> {
   const zip = new yazl.ZipFile();
   for (const [name, content] of Object.entries(entries)) {
-    zip.addBuffer(Buffer.isBuffer(content) ? content : Buffer.from(content), name);
+    zip.addBuffer(Buffer.isBuffer(content) ? content : Buffer.from(content), name, { compress: options.compress });
   }
   zip.end();
   const chunks: Buffer[] = [];
