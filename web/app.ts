@@ -113,6 +113,8 @@ function error_handler(error: unknown, req: Request, res: Response, _next: NextF
 /** What a client may learn from an error: our own messages and body-parser's 4xx, nothing else. */
 function client_view(error: unknown): { status: number; message: string } {
   if (error instanceof HttpError) return { status: error.status, message: error.message };
+  // The router's own decoding of path parameters (e.g. /country/%E0%A4%A).
+  if (error instanceof URIError) return { status: 400, message: "the address holds malformed percent-encoding" };
   const candidate = error as { status?: unknown; expose?: unknown; message?: unknown };
   if (typeof candidate?.status === "number" && candidate.status >= 400 && candidate.status < 500 && candidate.expose === true) {
     return { status: candidate.status, message: String(candidate.message) };

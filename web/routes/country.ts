@@ -25,7 +25,7 @@ export const country_page: Page = {
       params: { code, from, to },
       tables: { balance: { title: `${name}: supply and distribution ${from}–${to}`, columns: balance_columns, rows } },
       charts: balance_charts(rows, "country"),
-      extra: { code, name, latest: rows.at(-1) ?? null },
+      extra: { code, name },
     };
   },
 };
