@@ -284,7 +284,10 @@ async function verify_landed_csv(file: string, signal: AbortSignal): Promise<num
       callback();
     },
   });
-  await pipeline(fs.createReadStream(file), zlib.createGunzip(), psd_header_gate(), counter, { signal })
+  // 1 MiB chunks: with the 16–64 KiB defaults, per-chunk overhead doubles the time of this pass.
+  const chunk_bytes = 1024 * 1024;
+  await pipeline(fs.createReadStream(file, { highWaterMark: chunk_bytes }), zlib.createGunzip({ chunkSize: chunk_bytes }),
+    psd_header_gate(), counter, { signal })
     .catch((error: Error) => {
       throw error instanceof ExtractError || signal.aborted ? error : zip_error(error);
     });

@@ -1,0 +1,63 @@
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { load_config } from "../config/load.js";
+import { configure_log } from "../lib/log.js";
+import { repo_root } from "../lib/paths.js";
+import { bench_export_vs_ctas } from "./export_vs_ctas.js";
+import { bench_extract_vs_curl } from "./extract_vs_curl.js";
+import { format_table, type Figure } from "./stats.js";
+import { prepare_workspace, type BenchContext } from "./workspace.js";
+
+const benches: Record<string, (context: BenchContext) => Promise<Figure[]>> = {
+  export: bench_export_vs_ctas,
+  extract: bench_extract_vs_curl,
+};
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string", multiple: true },
+  },
+});
+const selected = values.only ?? Object.keys(benches);
+for (const name of selected) {
+  if (!(name in benches)) throw new Error(`unknown bench ${name}: expected one of ${Object.keys(benches).join(", ")}`);
+}
+
+async function versions() {
+  const instance = await DuckDBInstance.create(":memory:");
+  const connection = await instance.connect();
+  const duckdb = String((await connection.runAndReadAll("SELECT version() AS v")).getRowObjectsJS()[0]!.v);
+  connection.closeSync();
+  instance.closeSync();
+  const sqlmesh = execFileSync(load_config().sqlmesh_bin, ["--version"], { encoding: "utf8", timeout: 60_000 }).trim();
+  return { node: process.version, duckdb, sqlmesh };
+}
+
+configure_log({ level: "warn", line_bytes_max: 16 * 1024 });
+const workspace = await prepare_workspace();
+try {
+  const context: BenchContext = { quick: values.quick, workspace };
+  const figures: Figure[] = [];
+  for (const name of selected) {
+    console.error(`bench: ${name}…`);
+    figures.push(...(await benches[name]!(context)));
+  }
+  console.log(format_table(figures));
+  const results = {
+    measured_at: new Date().toISOString(),
+    quick: values.quick,
+    machine: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, memory_bytes: os.totalmem(), kernel: os.release() },
+    versions: await versions(),
+    figures,
+  };
+  const results_dir = path.join(repo_root, "bench", "results");
+  fs.mkdirSync(results_dir, { recursive: true });
+  fs.writeFileSync(path.join(results_dir, "latest.json"), JSON.stringify(results, null, 2) + "\n");
+} finally {
+  workspace.cleanup();
+}
