@@ -9,12 +9,14 @@ import { configure_log } from "../lib/log.js";
 import { repo_root } from "../lib/paths.js";
 import { bench_export_vs_ctas } from "./export_vs_ctas.js";
 import { bench_extract_vs_curl } from "./extract_vs_curl.js";
+import { bench_web_reader } from "./web_reader.js";
 import { format_table, type Figure } from "./stats.js";
 import { prepare_workspace, type BenchContext } from "./workspace.js";
 
 const benches: Record<string, (context: BenchContext) => Promise<Figure[]>> = {
   export: bench_export_vs_ctas,
   extract: bench_extract_vs_curl,
+  web: bench_web_reader,
 };
 
 const { values } = parseArgs({

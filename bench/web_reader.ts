@@ -1,0 +1,173 @@
+import fs from "node:fs";
+import path from "node:path";
+import autocannon from "autocannon";
+import type { Request } from "express";
+import { load_config } from "../config/load.js";
+import { write_revised_release } from "../test/support/psd_zip.js";
+import { run_cli } from "../test/support/sandbox.js";
+import { start_web, type WebProcess } from "../test/support/web_process.js";
+import { load_catalog, type Catalog } from "../web/catalog.js";
+import { country_page } from "../web/routes/country.js";
+import { overview_page } from "../web/routes/overview.js";
+import { ServingReader } from "../web/serving.js";
+import { figure, sample, side_by_side, type Figure } from "./stats.js";
+import type { BenchContext } from "./workspace.js";
+
+const CONNECTIONS = 8;
+const OVERVIEW = "/api/overview";
+const COUNTRY = "/api/country/BR";
+
+interface Load {
+  requests_per_s: number;
+  latency_ms_p50: number;
+  latency_ms_p99: number;
+  failed: number;
+}
+
+async function load(url: string, duration_s: number): Promise<Load> {
+  const result = await autocannon({ url, connections: CONNECTIONS, duration: duration_s });
+  return {
+    requests_per_s: result.requests.average,
+    latency_ms_p50: result.latency.p50,
+    latency_ms_p99: result.latency.p99,
+    failed: result.errors + result.timeouts + result.non2xx,
+  };
+}
+
+/** 1–3: the reader's cost (swap detection on vs off), HTTP vs in-process, and swaps under load. */
+export async function bench_web_reader(context: BenchContext): Promise<Figure[]> {
+  const duration_s = context.quick ? 2 : 8;
+  const runs = context.quick ? 1 : 3;
+  const env = { ...context.workspace.env, LOG_LEVEL: "warn" };
+  const with_check = await start_web({ ...env, WEB_SWAP_CHECK: "on" }, "forked");
+  const without_check = await start_web({ ...env, WEB_SWAP_CHECK: "off" }, "forked");
+  const figures: Figure[] = [];
+  try {
+    for (const [id, route] of [["1a", OVERVIEW], ["1b", COUNTRY]] as const) {
+      const loads = { on: [] as Load[], off: [] as Load[] };
+      await side_by_side(runs,
+        async () => (loads.on.push(await load(with_check.url + route, duration_s)), 0),
+        async () => (loads.off.push(await load(without_check.url + route, duration_s)), 0));
+      figures.push(figure(id, `${route} req/s, inode-swap check on vs off`,
+        sample(loads.on.map((l) => l.requests_per_s), "req/s"), sample(loads.off.map((l) => l.requests_per_s), "req/s"),
+        "≥ 0.97", (ratio) => ratio >= 0.97));
+      figures.push(figure(`${id}′`, `${route} p99 latency, check on vs off (p50 ${sample(loads.on.map((l) => l.latency_ms_p50), "ms").median} vs ${sample(loads.off.map((l) => l.latency_ms_p50), "ms").median} ms)`,
+        sample(loads.on.map((l) => l.latency_ms_p99), "ms"), sample(loads.off.map((l) => l.latency_ms_p99), "ms"), "informational"));
+    }
+    figures.push(...await http_vs_in_process(context, with_check, duration_s, runs));
+  } finally {
+    await with_check.stop();
+    await without_check.stop();
+  }
+  figures.push(...await swaps_under_load(context, duration_s, runs));
+  return figures;
+}
+
+/** 2. The same page loads with no HTTP: a loop in this process, as many at once as HTTP connections. */
+async function http_vs_in_process(context: BenchContext, web: WebProcess, duration_s: number, runs: number): Promise<Figure[]> {
+  const config = context.workspace.config;
+  const reader = new ServingReader<Catalog>({
+    path: config.serving_duckdb_path, query_concurrency_max: config.web_query_concurrency_max,
+    query_queue_max: config.web_query_queue_max, query_timeout_ms: config.web_query_timeout_ms,
+    swap_check: true, load_meta: load_catalog, describe_meta: (catalog) => catalog.release_id,
+  });
+  const figures: Figure[] = [];
+  try {
+    for (const [id, route, page, params] of [["2a", OVERVIEW, overview_page, {}], ["2b", COUNTRY, country_page, { code: "BR" }]] as const) {
+      const request = { query: {}, params, headers: {}, cookies: {} } as unknown as Request;
+      const times = await side_by_side(runs,
+        async () => (await load(web.url + route, duration_s)).requests_per_s,
+        async () => {
+          let done = 0;
+          const deadline = Date.now() + duration_s * 1000;
+          await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+            while (Date.now() < deadline) {
+              await reader.with_snapshot((snapshot) => page.load(request, snapshot));
+              done++;
+            }
+          }));
+          return done / duration_s;
+        });
+      figures.push(figure(id, `${route} over HTTP vs the same page loads in-process (no HTTP)`,
+        sample(times.ours, "req/s"), sample(times.reference, "loads/s"), "informational"));
+    }
+  } finally {
+    await reader.close(5_000);
+  }
+  return figures;
+}
+
+/** 3. The serving file swapped every 200 ms under load: no failures, throughput kept, the next request sees the new release. */
+async function swaps_under_load(context: BenchContext, duration_s: number, runs: number): Promise<Figure[]> {
+  const { workspace } = context;
+  const releases = await two_releases(context);
+  const served = path.join(workspace.dir, "swapped", "serving.duckdb");
+  fs.mkdirSync(path.dirname(served), { recursive: true });
+  fs.copyFileSync(releases[0].file, served);
+  const web = await start_web({ ...workspace.env, LOG_LEVEL: "warn", SERVING_DUCKDB_PATH: served }, "forked");
+  let failed = 0;
+  const requests_until_new: number[] = [];
+  try {
+    const times = await side_by_side(runs,
+      async () => {
+        let next = 1;
+        let swapping = true;
+        const swaps = (async () => {
+          while (swapping) {
+            await new Promise((resolve) => setTimeout(resolve, 200));
+            if (!swapping) break;
+            const release = releases[next++ % 2]!;
+            const incoming = `${served}.incoming`;
+            fs.copyFileSync(release.file, incoming);
+            fs.renameSync(incoming, served);
+            // A probe client: how many requests until the new release shows (1 = the very next one).
+            for (let attempt = 1; attempt <= 50; attempt++) {
+              const body = await (await fetch(web.url + OVERVIEW)).json() as { release_id: string };
+              if (body.release_id === release.id) {
+                requests_until_new.push(attempt);
+                break;
+              }
+            }
+          }
+        })();
+        const result = await load(web.url + OVERVIEW, duration_s);
+        swapping = false;
+        await swaps;
+        failed += result.failed;
+        return result.requests_per_s;
+      },
+      async () => (await load(web.url + OVERVIEW, duration_s)).requests_per_s);
+    return [
+      figure("3a", `${OVERVIEW} req/s with a swap every 200 ms vs none (${failed} failed requests)`,
+        sample(times.ours, "req/s"), sample(times.reference, "req/s"), "≥ 0.9, 0 failed", (ratio) => ratio >= 0.9 && failed === 0),
+      figure("3b", `requests until a swapped-in release shows (${requests_until_new.length} swaps)`,
+        sample(requests_until_new, "requests"), sample([1], "requests"), "1 (the next request)",
+        () => requests_until_new.every((n) => n === 1)),
+    ];
+  } finally {
+    await web.stop();
+  }
+}
+
+/** The workspace's real serving file, and one built from a revised release, as files to swap between. */
+async function two_releases(context: BenchContext) {
+  const { workspace } = context;
+  const first = path.join(workspace.dir, "release_a.duckdb");
+  fs.copyFileSync(workspace.config.serving_duckdb_path, first);
+  const revised_zip = path.join(workspace.dir, "revised.zip");
+  await write_revised_release(revised_zip, { country_code: "BR", market_year: 2023, attribute: "Production", value: 70000 });
+  const revised_env = { ...workspace.env, PSD_SOURCE_URL: `file://${revised_zip}`, SERVING_DUCKDB_PATH: path.join(workspace.dir, "release_b.duckdb") };
+  const result = await run_cli(["pipeline", "run", "all"], revised_env);
+  if (result.code !== 0) throw new Error(`the revised release failed: ${result.stderr}`);
+  const id_of = async (file: string) => {
+    const reader = new ServingReader<Catalog>({ path: file, query_concurrency_max: 1, query_queue_max: 1, query_timeout_ms: 10_000,
+      swap_check: false, load_meta: load_catalog, describe_meta: (catalog) => catalog.release_id });
+    try {
+      return await reader.with_snapshot(async (snapshot) => snapshot.meta.release_id);
+    } finally {
+      await reader.close(5_000);
+    }
+  };
+  const second = load_config(revised_env).serving_duckdb_path;
+  return [{ file: first, id: await id_of(first) }, { file: second, id: await id_of(second) }] as const;
+}
