@@ -147,6 +147,7 @@ test("TERM during a running transform: exit 0 within STOP_TIMEOUT_S, no process 
 
   const stopped = await daemon.terminate(stop_timeout_s * 1000 + 5_000);
   assert.equal(stopped.code, 0);
+  t.diagnostic(`TERM to exit during a transform whose group ignores TERM: ${stopped.elapsed_ms} ms`);
   assert.ok(stopped.elapsed_ms < stop_timeout_s * 1000, `stopped in ${stopped.elapsed_ms} ms`);
   assert.equal(process_group_alive(pgid), false, "SQLMesh's process group is gone");
   assert.deepEqual(processes_tagged(tag), [], "no process of the daemon is left");

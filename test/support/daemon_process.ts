@@ -58,7 +58,8 @@ export class DaemonProcess extends LineProcess {
   async terminate(timeout_ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; elapsed_ms: number }> {
     const started_ms = Date.now();
     this.child.kill("SIGTERM");
-    const exit = await Promise.race([this.exited, sleep(timeout_ms).then(() => undefined)]);
+    // Unref'd: the child's own handle keeps the test alive while it runs, this timer must not after.
+    const exit = await Promise.race([this.exited, sleep(timeout_ms, undefined, { ref: false })]);
     if (!exit) {
       await this.kill();
       throw new Error(`daemon still running ${timeout_ms} ms after SIGTERM`);

@@ -1,0 +1,122 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import test from "node:test";
+import { promisify } from "node:util";
+import { read_daemon_status } from "../daemon/run_history.js";
+import { repo_root } from "../lib/paths.js";
+import { DaemonProcess, kill_tagged, NotifySocket, processes_tagged, wait_until } from "./support/daemon_process.js";
+import { make_sandbox } from "./support/sandbox.js";
+
+const run = promisify(execFile);
+const git = async (cwd: string, ...args: string[]) =>
+  (await run("git", ["-c", "user.name=materia test", "-c", "user.email=test@materia.invalid", ...args],
+    { cwd, timeout: 60_000 })).stdout.trim();
+
+/**
+ * The project as it is in this checkout (tracked and new files, nothing ignored), committed
+ * into a fresh repository `work`, a bare `origin` cloned from it, and a `checkout` of origin
+ * that shares node_modules and the Python venv and is built: what a production box holds.
+ */
+async function make_origin_and_checkout(dir: string) {
+  const work = path.join(dir, "work");
+  const origin = path.join(dir, "origin.git");
+  const checkout = path.join(dir, "checkout");
+  const listed = await run("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+    { cwd: repo_root, maxBuffer: 16 * 1024 * 1024 });
+  for (const file of listed.stdout.split("\0").filter(Boolean)) {
+    const from = path.join(repo_root, file);
+    if (!fs.existsSync(from) || !fs.statSync(from).isFile()) continue; // deleted, not yet committed
+    fs.mkdirSync(path.dirname(path.join(work, file)), { recursive: true });
+    fs.copyFileSync(from, path.join(work, file));
+  }
+  await git(work, "init", "-q", "-b", "main");
+  await git(work, "add", "-A");
+  await git(work, "commit", "-q", "-m", "base");
+  await git(dir, "clone", "-q", "--bare", work, origin);
+  await git(dir, "clone", "-q", origin, checkout);
+  fs.symlinkSync(path.join(repo_root, "node_modules"), path.join(checkout, "node_modules"));
+  fs.symlinkSync(path.join(repo_root, ".venv"), path.join(checkout, ".venv"));
+  await run("npx", ["--no-install", "tsc", "-p", "tsconfig.json"], { cwd: checkout, timeout: 300_000 });
+  return { work, origin, checkout };
+}
+
+async function healthz(url: string): Promise<{ status: number; commit?: string } | undefined> {
+  try {
+    const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) });
+    const body = await response.json() as { commit?: string };
+    return { status: response.status, commit: body.commit };
+  } catch {
+    return undefined;
+  }
+}
+
+test("HUP with a newer commit on the git origin: the daemon (same PID) runs the new commit and the web serves it; a failed update keeps the old one", async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "materia-update-"));
+  const sandbox = make_sandbox({
+    WEB_PORT: "0", MATERIA_GIT_REF: "origin/main", PIPELINE_INTERVAL_S: "3600", STOP_TIMEOUT_S: "10",
+    SUBPROCESS_KILL_GRACE_MS: "1000", WEB_SHUTDOWN_GRACE_MS: "2000", GIT_TIMEOUT_S: "30",
+  });
+  const tag = crypto.randomUUID();
+  const notify = await NotifySocket.open(sandbox.dir);
+  let daemon: DaemonProcess | undefined;
+  t.after(async () => {
+    await daemon?.kill();
+    kill_tagged(tag);
+    await notify.close();
+    sandbox.cleanup();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const { work, origin, checkout } = await make_origin_and_checkout(dir);
+  const base = await git(checkout, "rev-parse", "--short=12", "HEAD");
+  const status = () => read_daemon_status(sandbox.config.materia_state_dir);
+
+  daemon = new DaemonProcess({ ...sandbox.env, NOTIFY_SOCKET: notify.path }, tag, path.join(checkout, "dist/cli/materia.js"));
+  await daemon.wait_for_line(new RegExp(`^<6>info: materia daemon ${base} started`), 30_000);
+  await notify.wait_for("READY=1", /^READY=1$/m, 30_000);
+  await wait_until("the first cycle to finish", 120_000, () => status()?.state === "idle");
+  const first_worker_pid = status()!.worker_pid;
+
+  // A newer commit lands on the origin: a code change, as a deploy would push.
+  fs.appendFileSync(path.join(work, "daemon/exit_codes.ts"), "// a newer commit\n");
+  await git(work, "commit", "-q", "-am", "newer");
+  await git(work, "push", "-q", origin, "main");
+  const newer = await git(work, "rev-parse", "--short=12", "HEAD");
+  const notify_seen = notify.messages.length;
+
+  const hup_ms = Date.now();
+  process.kill(daemon.pid, "SIGHUP");
+  await daemon.wait_for_line(new RegExp(`^<6>info: materia daemon ${newer} started`), 30_000);
+  const web = await wait_until("the web serving the new commit", 30_000, async () => {
+    const url = status()?.commit === newer ? status()?.web_url : undefined;
+    const health = url ? await healthz(url) : undefined;
+    return health?.commit === newer && health;
+  });
+  const hup_to_serving_ms = Date.now() - hup_ms;
+  t.diagnostic(`HUP to the web serving the new commit: ${hup_to_serving_ms} ms`);
+  assert.ok(hup_to_serving_ms < 30_000, "the new commit runs within 30 s of the HUP");
+  assert.ok([200, 503].includes(web.status));
+  assert.equal(status()!.pid, daemon.pid, "the daemon keeps its PID");
+  assert.notEqual(status()!.worker_pid, first_worker_pid, "its worker was restarted");
+  assert.equal(await git(checkout, "rev-parse", "--short=12", "HEAD"), newer);
+  const reload = await notify.wait_for("RELOADING=1", /^RELOADING=1\nMONOTONIC_USEC=\d+\n/, 5_000, notify_seen);
+  await notify.wait_for("READY=1 after the reload", /^READY=1$/m, 30_000, notify.messages.indexOf(reload));
+
+  // The origin is gone: the update fails, is logged, the reload still ends with READY=1, the
+  // daemon keeps running the commit it has.
+  fs.renameSync(origin, `${origin}.gone`);
+  const seen_before_failure = notify.messages.length;
+  const lines_before_failure = daemon.lines.length;
+  process.kill(daemon.pid, "SIGHUP");
+  await daemon.wait_for_line(/^<3>error: reload: update failed, running \S+ still: git fetch/, 60_000, lines_before_failure);
+  const failed_reload = await notify.wait_for("RELOADING=1", /^RELOADING=1\n/m, 5_000, seen_before_failure);
+  await notify.wait_for("READY=1 after the failed reload", /^READY=1$/m, 10_000, notify.messages.indexOf(failed_reload));
+  assert.equal(status()!.commit, newer);
+
+  const stopped = await daemon.terminate(15_000);
+  assert.equal(stopped.code, 0);
+  assert.deepEqual(processes_tagged(tag), [], "no process of the daemon is left");
+});
