@@ -1,28 +1,22 @@
 /**
- * An interruptible sleep: `ring()` ends the current sleep at once, or the next one when no
- * sleep is under way (a signal that arrives while a cycle runs is not lost).
+ * An interruptible sleep: `ring()` ends the sleep under way, if any. A ring with no sleep under
+ * way is dropped on purpose: the loop checks its flags (stop, reload) before it sleeps, and a
+ * "Run now" during a cycle is to be ignored, not remembered.
  */
 export class Alarm {
-  private rung = false;
   private wake: (() => void) | undefined;
 
   ring(): void {
-    this.rung = true;
     this.wake?.();
   }
 
   /** Resolves "woken" on ring(), "elapsed" after `duration_ms`. */
   sleep(duration_ms: number): Promise<"woken" | "elapsed"> {
-    if (this.rung) {
-      this.rung = false;
-      return Promise.resolve("woken");
-    }
     return new Promise((resolve) => {
       const timer = setTimeout(() => finish("elapsed"), duration_ms);
       const finish = (how: "woken" | "elapsed") => {
         clearTimeout(timer);
         this.wake = undefined;
-        this.rung = false;
         resolve(how);
       };
       this.wake = () => finish("woken");

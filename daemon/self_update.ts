@@ -85,8 +85,10 @@ async function command(config: Config, bin: string, args: string[], timeout_ms: 
   if (result.timed_out) throw new UpdateError(`${name} timed out after ${timeout_ms / 1000} s`);
   if (cancel.aborted) throw new UpdateError(`${name}: cancelled`);
   if (result.exit_code !== 0) {
-    const last_line = result.output_tail.trim().split("\n").at(-1) ?? "";
-    throw new UpdateError(`${name} failed (${result.signal ?? `exit ${result.exit_code}`}): ${last_line}`);
+    // git says what went wrong in its first "fatal:" line; what follows is advice.
+    const lines = result.output_tail.trim().split("\n");
+    const reason = lines.find((line) => /^(fatal|error):/.test(line)) ?? lines.at(-1) ?? "";
+    throw new UpdateError(`${name} failed (${result.signal ?? `exit ${result.exit_code}`}): ${reason}`);
   }
   return result.output_tail.trim();
 }

@@ -53,12 +53,16 @@ function write_hung_sqlmesh(t: TestContext): { bin: string; pgid_file: string } 
 }
 
 test("three cycles on the shipped data: READY=1 once the web answers, STATUS per job, run history, kill -9 of the web child, STOPPING=1 on TERM", async (t) => {
-  const { daemon, notify, status, runs, sandbox, tag } = await daemon_in_sandbox(t);
+  // As systemd would set them for WatchdogSec=2: a ping every second.
+  const { daemon, notify, status, runs, sandbox, tag } = await daemon_in_sandbox(t, { WATCHDOG_USEC: "2000000" });
 
   await notify.wait_for("READY=1", /^READY=1$/m, 30_000);
   const web_url = status()?.web_url;
   assert.ok(web_url, "the status file names the web URL once READY=1 was sent");
   assert.ok([200, 503].includes((await http_status(`${web_url}/healthz`))!), "the web child answers /healthz when READY=1 arrives");
+  const web_env = fs.readFileSync(`/proc/${status()!.web_pid}/environ`, "utf8").split("\0");
+  assert.deepEqual(web_env.filter((line) => /^(NOTIFY_SOCKET|WATCHDOG_|LISTEN_)/.test(line)), [],
+    "the web child never talks to systemd in the daemon's name");
 
   await wait_until("three ok cycles", 120_000, () => runs("export_serving", "ok").length >= 3);
   const cycles = new Set(runs(undefined, "ok").map((run) => run.cycle_id));
@@ -72,6 +76,7 @@ test("three cycles on the shipped data: READY=1 once the web answers, STATUS per
   }
   assert.ok(statuses.some((line) => /^STATUS=idle, next run \d\d:\d\d:\d\d$/.test(line)), "systemd saw the idle wait");
   assert.equal(notify.messages.filter((m) => /^READY=1$/m.test(m)).length, 1, "READY=1 is sent once");
+  assert.ok(notify.messages.filter((m) => m === "WATCHDOG=1").length >= 2, "the watchdog is pinged");
 
   const cli = await run_cli(["status"], sandbox.env);
   assert.equal(cli.code, 0, cli.stderr);
@@ -140,10 +145,13 @@ test("a hung SQLMESH_BIN is killed at TRANSFORM_TIMEOUT_S with its whole process
 
 test("TERM during a running transform: exit 0 within STOP_TIMEOUT_S, no process left, the run recorded as cancelled", async (t) => {
   const hung = write_hung_sqlmesh(t);
-  const { daemon, notify, runs, tag } = await daemon_in_sandbox(t, { SQLMESH_BIN: hung.bin });
+  const { sandbox, daemon, notify, runs, tag } = await daemon_in_sandbox(t, { SQLMESH_BIN: hung.bin });
   await wait_until("SQLMesh running", 60_000, () => fs.existsSync(hung.pgid_file) && fs.readFileSync(hung.pgid_file, "utf8").trim() !== "");
   const pgid = Number(fs.readFileSync(hung.pgid_file, "utf8"));
   assert.equal(process_group_alive(pgid), true);
+  const by_hand = await run_cli(["pipeline", "run", "all"], sandbox.env, 60_000);
+  assert.equal(by_hand.code, 1, "a pipeline run from the CLI is refused while the daemon's cycle runs");
+  assert.match(by_hand.stderr, /pipeline already running \(pid \d+\)/);
 
   const stopped = await daemon.terminate(stop_timeout_s * 1000 + 5_000);
   assert.equal(stopped.code, 0);

@@ -44,6 +44,21 @@ async function make_origin_and_checkout(dir: string) {
   return { work, origin, checkout };
 }
 
+const admin_password = "test-admin-password";
+
+/** The operator presses "Run now" on the admin page, as a browser would: Basic auth, the form's CSRF token. */
+async function press_run_now(web_url: string): Promise<number> {
+  const authorization = `Basic ${Buffer.from(`admin:${admin_password}`).toString("base64")}`;
+  const page = await (await fetch(`${web_url}/admin`, { headers: { authorization } })).text();
+  const csrf_token = /name="csrf_token" value="([^"]+)"/.exec(page)?.[1];
+  assert.ok(csrf_token, "the admin page has the Run now form");
+  const response = await fetch(`${web_url}/admin/run-now`, {
+    method: "POST", redirect: "manual", headers: { authorization, "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ csrf_token }).toString(),
+  });
+  return response.status;
+}
+
 async function healthz(url: string): Promise<{ status: number; commit?: string } | undefined> {
   try {
     const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) });
@@ -54,11 +69,11 @@ async function healthz(url: string): Promise<{ status: number; commit?: string }
   }
 }
 
-test("HUP with a newer commit on the git origin: the daemon (same PID) runs the new commit and the web serves it; a failed update keeps the old one", async (t) => {
+test("HUP with a newer commit on the git origin: the daemon (same PID) runs it and the web serves it; a failed update keeps the old commit; Run now on the admin page picks up the next one", async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "materia-update-"));
   const sandbox = make_sandbox({
     WEB_PORT: "0", MATERIA_GIT_REF: "origin/main", PIPELINE_INTERVAL_S: "3600", STOP_TIMEOUT_S: "10",
-    SUBPROCESS_KILL_GRACE_MS: "1000", WEB_SHUTDOWN_GRACE_MS: "2000", GIT_TIMEOUT_S: "30",
+    SUBPROCESS_KILL_GRACE_MS: "1000", WEB_SHUTDOWN_GRACE_MS: "2000", GIT_TIMEOUT_S: "30", ADMIN_PASSWORD: admin_password,
   });
   const tag = crypto.randomUUID();
   const notify = await NotifySocket.open(sandbox.dir);
@@ -111,10 +126,26 @@ test("HUP with a newer commit on the git origin: the daemon (same PID) runs the 
   const seen_before_failure = notify.messages.length;
   const lines_before_failure = daemon.lines.length;
   process.kill(daemon.pid, "SIGHUP");
-  await daemon.wait_for_line(/^<3>error: reload: update failed, running \S+ still: git fetch/, 60_000, lines_before_failure);
+  await daemon.wait_for_line(/^<3>error: reload: update failed, running \S+ still: git fetch .* failed \(exit \d+\): fatal: /, 60_000, lines_before_failure);
   const failed_reload = await notify.wait_for("RELOADING=1", /^RELOADING=1\n/m, 5_000, seen_before_failure);
   await notify.wait_for("READY=1 after the failed reload", /^READY=1$/m, 10_000, notify.messages.indexOf(failed_reload));
   assert.equal(status()!.commit, newer);
+  await daemon.wait_for_line(/^<6>info: cycle ok; next run at /, 60_000, lines_before_failure);
+
+  // The origin is back with a third commit; nothing would run for an hour, but the operator
+  // presses "Run now": the cycle starts at once, its self-update finds the commit and restarts on it.
+  fs.renameSync(`${origin}.gone`, origin);
+  fs.appendFileSync(path.join(work, "daemon/exit_codes.ts"), "// a third commit\n");
+  await git(work, "commit", "-q", "-am", "third");
+  await git(work, "push", "-q", origin, "main");
+  const third = await git(work, "rev-parse", "--short=12", "HEAD");
+  assert.equal(await press_run_now(status()!.web_url!), 303);
+  await daemon.wait_for_line(new RegExp(`^<6>info: materia daemon ${third} started`), 30_000);
+  await wait_until("the web serving the third commit", 30_000, async () => {
+    const url = status()?.commit === third ? status()?.web_url : undefined;
+    return url !== undefined && url !== null && (await healthz(url))?.commit === third;
+  });
+  assert.equal(status()!.pid, daemon.pid);
 
   const stopped = await daemon.terminate(15_000);
   assert.equal(stopped.code, 0);
