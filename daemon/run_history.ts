@@ -62,6 +62,18 @@ export function record_run(state_dir: string, record: RunRecord, entries_max: nu
   write_file_atomic(run_history_path(state_dir), JSON.stringify(records));
 }
 
+/**
+ * Marks runs left "running" by a daemon that died (a crash, a kill -9) as cancelled, so that
+ * no reader waits for them. Call only while holding the pipeline lock: no run is under way then.
+ */
+export function close_unfinished_runs(state_dir: string, message: string, entries_max: number): number {
+  const unfinished = read_run_history(state_dir).filter((run) => run.outcome === "running");
+  for (const run of unfinished) {
+    record_run(state_dir, { ...run, outcome: "cancelled", ended_at: new Date().toISOString(), message }, entries_max);
+  }
+  return unfinished.length;
+}
+
 export function read_daemon_status(state_dir: string): DaemonStatus | undefined {
   try {
     return JSON.parse(fs.readFileSync(daemon_status_path(state_dir), "utf8")) as DaemonStatus;

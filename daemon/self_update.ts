@@ -8,7 +8,8 @@ export type UpdateResult =
   | { outcome: "disabled"; reason: string }
   | { outcome: "unchanged"; commit: string }
   | { outcome: "updated"; from: string; to: string }
-  | { outcome: "failed"; reason: string };
+  /** `unbuildable`: the commit that was switched to and failed to build (the checkout is back on the old one). */
+  | { outcome: "failed"; reason: string; unbuildable?: string };
 
 class UpdateError extends Error {}
 
@@ -21,9 +22,11 @@ const npm_lock_file = "package-lock.json";
  * prepare script runs infra/setup.sh), else `sh infra/setup.sh` (reinstalls the Python venv
  * only if requirements.txt changed; always compiles). A failed rebuild switches back and
  * rebuilds the old commit, so that dist/ matches the code the daemon runs. Every command is
- * bounded (GIT_TIMEOUT_S, INSTALL_TIMEOUT_S). Never throws.
+ * bounded (GIT_TIMEOUT_S, INSTALL_TIMEOUT_S). A ref still at `skip_commit` (one that failed to
+ * build before) is not tried again. Never throws.
  */
-export async function self_update(config: Config, cancel: AbortSignal): Promise<UpdateResult> {
+export async function self_update(config: Config, options: { cancel: AbortSignal; skip_commit?: string }): Promise<UpdateResult> {
+  const { cancel } = options;
   if (config.materia_git_ref === "") return { outcome: "disabled", reason: "MATERIA_GIT_REF is empty" };
   const git_timeout_ms = config.git_timeout_s * 1000;
   const git = (...args: string[]) => command(config, "git", args, git_timeout_ms, cancel);
@@ -35,6 +38,10 @@ export async function self_update(config: Config, cancel: AbortSignal): Promise<
     }
     const from = await git("rev-parse", "HEAD");
     await git("fetch", "--all", "--prune", "--quiet");
+    const target = await git("rev-parse", "--verify", "--end-of-options", `${config.materia_git_ref}^{commit}`);
+    if (target === options.skip_commit) {
+      return { outcome: "failed", reason: `${config.materia_git_ref} is still at ${short(target)}, which failed to build; waiting for a newer commit (SIGHUP tries it again)` };
+    }
     await git("switch", "--discard-changes", "--detach", config.materia_git_ref);
     const to = await git("rev-parse", "HEAD");
     if (to === from) return { outcome: "unchanged", commit: short(to) };
@@ -47,7 +54,7 @@ export async function self_update(config: Config, cancel: AbortSignal): Promise<
       const not_cancelled = new AbortController().signal;
       await command(config, "git", ["switch", "--discard-changes", "--detach", from], git_timeout_ms, not_cancelled);
       await rebuild(config, to, from, not_cancelled);
-      throw error;
+      return { outcome: "failed", reason: (error as Error).message, unbuildable: to };
     }
     return { outcome: "updated", from: short(from), to: short(to) };
   } catch (error) {

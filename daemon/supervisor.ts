@@ -6,7 +6,7 @@ import { running_commit } from "../lib/version.js";
 import { Alarm } from "./alarm.js";
 import { restart_exit_code } from "./exit_codes.js";
 import { JobRunner, type JobOutcome } from "./job_runner.js";
-import { record_run, write_daemon_status, type DaemonStatus, type RunRecord } from "./run_history.js";
+import { close_unfinished_runs, record_run, write_daemon_status, type DaemonStatus, type RunRecord } from "./run_history.js";
 import { self_update } from "./self_update.js";
 import { status_text } from "./status_text.js";
 import { SystemdNotifier } from "./systemd_notify.js";
@@ -40,6 +40,8 @@ export class Supervisor {
   private cycle_cancel: AbortController | undefined;
   private ready_sent = false;
   private web_stopped: Promise<void> | undefined;
+  /** A commit that failed to build: cycles do not try it again, a SIGHUP does. */
+  private unbuildable_commit: string | undefined;
 
   constructor(private readonly config: Config) {
     this.notifier = new SystemdNotifier(config.notify_timeout_ms);
@@ -63,6 +65,7 @@ export class Supervisor {
     process.on("SIGINT", () => this.on_stop_signal("SIGINT"));
     process.on("SIGHUP", () => this.on_reload_signal());
     this.update_status({ state: "starting" });
+    this.close_runs_of_a_dead_daemon();
     this.notifier.start_watchdog();
     this.web.start();
 
@@ -101,14 +104,17 @@ export class Supervisor {
     const cancel = new AbortController();
     this.cycle_cancel = cancel;
     try {
-      this.update_status({ state: "updating", current_job: null, next_run_at: null });
-      const update = await self_update(this.config, cancel.signal);
+      if (this.config.materia_git_ref !== "") this.update_status({ state: "updating", current_job: null, next_run_at: null });
+      const update = await self_update(this.config, { cancel: cancel.signal, skip_commit: this.unbuildable_commit });
       if (update.outcome === "updated") {
         log.info(`update: now at ${update.to} (was ${update.from}); restarting on it`);
         await this.notifier.reloading(`restarting on ${update.to}`);
         return { kind: "restart" };
       }
-      if (update.outcome === "failed") log.error(`update failed, running ${this.status.commit} still: ${update.reason}`);
+      if (update.outcome === "failed") {
+        log.error(`update failed, running ${this.status.commit} still: ${update.reason}`);
+        this.unbuildable_commit = update.unbuildable ?? this.unbuildable_commit;
+      }
       else if (update.outcome === "disabled") log.debug(`update: off (${update.reason})`);
       if (cancel.signal.aborted) return { kind: "cancelled" };
 
@@ -164,8 +170,9 @@ export class Supervisor {
     this.reload_requested = false;
     await this.notifier.reloading("reloading: updating from git");
     this.update_status({ state: "updating", current_job: null, next_run_at: null });
-    const update = await self_update(this.config, new AbortController().signal);
+    const update = await self_update(this.config, { cancel: new AbortController().signal });
     if (update.outcome === "failed") {
+      this.unbuildable_commit = update.unbuildable ?? this.unbuildable_commit;
       log.error(`reload: update failed, running ${this.status.commit} still: ${update.reason}`);
       // systemd holds the unit in "reloading" until READY=1, even after a failed reload.
       await this.notifier.ready(`reload failed, running ${this.status.commit}`);
@@ -229,6 +236,21 @@ export class Supervisor {
     this.runner.kill_groups_now();
     if (this.web.pid) process.kill(this.web.pid, "SIGKILL");
     process.exit(1);
+  }
+
+  private close_runs_of_a_dead_daemon(): void {
+    try {
+      const release_lock = acquire_pipeline_lock(this.config.materia_state_dir);
+      try {
+        const closed = close_unfinished_runs(this.config.materia_state_dir, "the daemon died while it ran",
+          this.config.run_history_entries_max);
+        if (closed > 0) log.warn(`run history: ${closed} run(s) left running by a daemon that died marked cancelled`);
+      } finally {
+        release_lock();
+      }
+    } catch (error) {
+      log.warn(`run history: unfinished runs left as they are: ${(error as Error).message}`);
+    }
   }
 
   private update_status(change: Partial<DaemonStatus>): void {

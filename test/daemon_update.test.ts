@@ -69,7 +69,7 @@ async function healthz(url: string): Promise<{ status: number; commit?: string }
   }
 }
 
-test("HUP with a newer commit on the git origin: the daemon (same PID) runs it and the web serves it; a failed update keeps the old commit; Run now on the admin page picks up the next one", async (t) => {
+test("HUP with a newer commit on the git origin: the daemon (same PID) runs it and the web serves it; a failed update keeps the old commit; Run now on the admin page picks up the next one; a commit that does not build is rolled back", async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "materia-update-"));
   const sandbox = make_sandbox({
     WEB_PORT: "0", MATERIA_GIT_REF: "origin/main", PIPELINE_INTERVAL_S: "3600", STOP_TIMEOUT_S: "10",
@@ -146,6 +146,22 @@ test("HUP with a newer commit on the git origin: the daemon (same PID) runs it a
     return url !== undefined && url !== null && (await healthz(url))?.commit === third;
   });
   assert.equal(status()!.pid, daemon.pid);
+
+  // A commit that does not compile: the rebuild fails, the checkout goes back to the third
+  // commit and is rebuilt, the daemon goes on with it, and later cycles do not try it again.
+  fs.appendFileSync(path.join(work, "daemon/exit_codes.ts"), "export const broken: number = \"not a number\";\n");
+  await git(work, "commit", "-q", "-am", "broken");
+  await git(work, "push", "-q", origin, "main");
+  const broken = await git(work, "rev-parse", "--short=12", "HEAD");
+  const lines_before_broken = daemon.lines.length;
+  process.kill(daemon.pid, "SIGHUP");
+  await daemon.wait_for_line(new RegExp(`^<3>error: update: sh infra/setup.sh failed .*; switching back to ${third}$`), 120_000, lines_before_broken);
+  await daemon.wait_for_line(/^<3>error: reload: update failed, running /, 120_000, lines_before_broken);
+  await daemon.wait_for_line(new RegExp(`^<3>error: update failed, running ${third} still: origin/main is still at ${broken}, which failed to build`),
+    60_000, lines_before_broken);
+  assert.equal(await git(checkout, "rev-parse", "--short=12", "HEAD"), third);
+  assert.equal(status()!.commit, third);
+  assert.equal((await healthz(status()!.web_url!))?.commit, third, "the web still serves the third commit");
 
   const stopped = await daemon.terminate(15_000);
   assert.equal(stopped.code, 0);
