@@ -1,13 +1,5 @@
+import { pid_alive } from "../lib/pipeline_lock.js";
 import { read_daemon_status, read_run_history, type DaemonStatus, type RunRecord } from "./run_history.js";
-
-function pid_alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 function duration(run: RunRecord): string {
   if (!run.ended_at) return "";

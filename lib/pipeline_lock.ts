@@ -7,7 +7,8 @@ export class PipelineBusyError extends Error {
   }
 }
 
-function pid_alive(pid: number): boolean {
+/** True while a process with this PID exists (EPERM: it exists, owned by another user). */
+export function pid_alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
