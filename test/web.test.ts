@@ -179,6 +179,15 @@ describe("the dashboard on the real data", () => {
     assert.equal((await get(web.url, "/healthz")).status, 200, "still serving after all that");
   });
 
+  test("every page shows which release it shows and when it was exported", async () => {
+    const { release_id, exported_at } = JSON.parse((await get(web.url, "/api/overview")).text) as { release_id: string; exported_at: string };
+    for (const path of ["/", "/rankings", "/country/BR", "/settings", "/no/such/page"]) {
+      const page = await get(web.url, path);
+      assert.ok(page.text.includes(`title="${release_id}"`), `${path} names the release`);
+      assert.ok(page.text.includes(`exported <time datetime="${exported_at}">`), `${path} says when it was exported`);
+    }
+  });
+
   test("/healthz names the serving file in use, its release and the running commit", async () => {
     const reply = await get(web.url, "/healthz");
     assert.equal(reply.status, 200);

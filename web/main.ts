@@ -9,6 +9,9 @@ import { ServingReader } from "./serving.js";
 // The web process: run alone (`npm run web`) or forked by the daemon, which waits for the
 // "web_listening" message and can receive "run_now" from the admin page.
 
+/** After the grace, how long interrupted DuckDB queries get to return before their instance closes. */
+const interrupted_queries_wait_ms = 500;
+
 function main(): void {
   let config;
   try {
@@ -60,17 +63,18 @@ function main(): void {
     stopping = true;
     const grace_ms = config.web_shutdown_grace_ms;
     log.info(`web: stopping (${reason}): finishing requests for up to ${grace_ms} ms`);
-    // The last resort if closing DuckDB itself hangs.
+    // The last resort if closing DuckDB itself hangs: still inside the daemon's margin before SIGKILL.
     setTimeout(() => {
       log.error("web: stop did not finish in time; exiting");
       process.exit(1);
-    }, 3 * grace_ms).unref();
+    }, grace_ms + interrupted_queries_wait_ms + 200).unref();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     const cut = setTimeout(() => server.closeAllConnections(), grace_ms);
     await closed;
     clearTimeout(cut);
-    await reader.close(grace_ms);
+    // Whatever still runs has lost its client: interrupt it and wait only briefly.
+    await reader.close(interrupted_queries_wait_ms);
     log.info("web: stopped");
     process.exit(0);
   };

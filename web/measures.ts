@@ -20,6 +20,10 @@ export const balance_measures: readonly Measure[] = [
   { key: "ending_stocks", label: "Ending stocks" },
 ];
 
+/** The figures a page leads with, as cards above its charts. */
+export const headline_measures: readonly Measure[] = balance_measures.filter((measure) =>
+  ["production", "arabica_production", "robusta_production", "exports", "domestic_consumption", "ending_stocks"].includes(measure.key));
+
 /** The measures the rankings table holds, with the heading of their ranking. */
 export const ranking_measures: Readonly<Record<string, string>> = {
   production: "Top producers",

@@ -53,6 +53,11 @@ class QueryTimeoutError extends HttpError {}
 
 export class ServingReader<M> {
   private current: Version<M> | undefined;
+  /** Every version not yet closed: the current one and replaced ones with requests still on them. */
+  private readonly open_versions = new Set<Version<M>>();
+  /** Opens may overlap when swaps come fast: a slower open of an older file must not win. */
+  private opens_started = 0;
+  private installed_open = 0;
   private opening: { identity: string; done: Promise<void> } | undefined;
   /** The file version that last failed to open (identity incl. mtime and size): logged once, not retried. */
   private failed: { identity: string; message: string } | undefined;
@@ -85,7 +90,7 @@ export class ServingReader<M> {
   /** Interrupts running queries, waits up to `grace_ms` for them, then closes every instance. */
   async close(grace_ms: number): Promise<void> {
     this.closing = true;
-    const versions = [this.current].filter((v): v is Version<M> => v !== undefined);
+    const versions = [...this.open_versions];
     for (const version of versions) {
       version.retired = true;
       for (const connection of version.running) connection.interrupt();
@@ -133,6 +138,7 @@ export class ServingReader<M> {
   }
 
   private async open(stat: fs.Stats, identity: string): Promise<void> {
+    const open_number = ++this.opens_started;
     const file: ServingFile = { path: this.options.path, dev: stat.dev, ino: stat.ino, mtime: stat.mtime.toISOString(),
       opened_at: new Date().toISOString() };
     let instance: DuckDBInstance | undefined;
@@ -142,10 +148,12 @@ export class ServingReader<M> {
       const version: Version<M> = { instance, file, meta: undefined as M, in_flight: 0, retired: false, closed: false,
         running: new Set() };
       version.meta = await this.options.load_meta((sql, params) => this.query(version, sql, params));
-      if (this.closing) {
+      if (this.closing || open_number < this.installed_open) {
         instance.closeSync();
         return;
       }
+      this.installed_open = open_number;
+      this.open_versions.add(version);
       const previous = this.current;
       this.current = version;
       this.failed = undefined;
@@ -166,6 +174,7 @@ export class ServingReader<M> {
   private close_if_done(version: Version<M>, force = false): void {
     if (version.closed || !version.retired || (version.in_flight > 0 && !force)) return;
     version.closed = true;
+    this.open_versions.delete(version);
     version.instance.closeSync();
     log.debug("web: closed a replaced serving file", { inode: version.file.ino });
   }

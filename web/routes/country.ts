@@ -2,6 +2,7 @@ import type { Express, Request } from "express";
 import type { Catalog } from "../catalog.js";
 import { bad_request } from "../errors.js";
 import { parse_country, query_param } from "../inputs.js";
+import { headline_measures } from "../measures.js";
 import type { Page, PageModel } from "../pages.js";
 import type { ServingReader, Snapshot } from "../serving.js";
 import { view_options } from "../settings.js";
@@ -25,7 +26,7 @@ export const country_page: Page = {
       params: { code, from, to },
       tables: { balance: { title: `${name}: supply and distribution ${from}–${to}`, columns: balance_columns, rows } },
       charts: balance_charts(rows, "country"),
-      extra: { code, name },
+      extra: { code, name, headline_measures },
     };
   },
 };

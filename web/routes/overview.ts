@@ -1,19 +1,10 @@
 import type { Request } from "express";
 import type { Catalog } from "../catalog.js";
+import { headline_measures } from "../measures.js";
 import type { Page, PageModel } from "../pages.js";
 import type { Snapshot } from "../serving.js";
 import { view_options } from "../settings.js";
 import { balance_charts, balance_columns, balance_select } from "./balance.js";
-
-/** The figures compared between the last year shown and the year before. */
-const compared = [
-  { key: "production", label: "Production" },
-  { key: "arabica_production", label: "Arabica" },
-  { key: "robusta_production", label: "Robusta" },
-  { key: "domestic_consumption", label: "Consumption" },
-  { key: "exports", label: "Exports" },
-  { key: "ending_stocks", label: "Ending stocks" },
-];
 
 export const overview_page: Page = {
   name: "overview",
@@ -27,7 +18,7 @@ export const overview_page: Page = {
     const [latest, previous] = await snapshot.query(
       `SELECT ${balance_select} FROM world_balance WHERE market_year IN ($to, $to - 1) ORDER BY market_year DESC`, { to });
     const before = previous?.market_year === to - 1 ? previous : undefined;
-    const comparison = compared.map(({ key, label }) => {
+    const comparison = headline_measures.map(({ key, label }) => {
       const value = latest?.[key] as number;
       const prior = before?.[key] as number | undefined;
       return {
