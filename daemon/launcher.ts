@@ -47,8 +47,9 @@ export async function run_launcher(config: Config): Promise<number> {
     const [code, signal] = (await once(worker, "exit")) as [number | null, NodeJS.Signals | null];
     const pid = worker.pid;
     worker = undefined;
-    if (stopping) return code === 0 ? 0 : 1;
-    if (code === restart_exit_code) {
+    // A worker still loading its modules has no handlers yet and dies of the signal itself.
+    if (stopping) return code === 0 || signal === "SIGTERM" || signal === "SIGINT" ? 0 : 1;
+    if (code === restart_exit_code || signal === "SIGHUP") {
       log.info(`daemon: worker ${pid} exited to restart; starting a new one`);
       delay_ms = undefined;
       continue;

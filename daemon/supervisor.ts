@@ -111,12 +111,13 @@ export class Supervisor {
         await this.notifier.reloading(`restarting on ${update.to}`);
         return { kind: "restart" };
       }
+      if (cancel.signal.aborted) return { kind: "cancelled" };
       if (update.outcome === "failed") {
         log.error(`update failed, running ${this.status.commit} still: ${update.reason}`);
         this.unbuildable_commit = update.unbuildable ?? this.unbuildable_commit;
+      } else if (update.outcome === "disabled") {
+        log.debug(`update: off (${update.reason})`);
       }
-      else if (update.outcome === "disabled") log.debug(`update: off (${update.reason})`);
-      if (cancel.signal.aborted) return { kind: "cancelled" };
 
       let release_lock: () => void;
       try {
@@ -170,7 +171,11 @@ export class Supervisor {
     this.reload_requested = false;
     await this.notifier.reloading("reloading: updating from git");
     this.update_status({ state: "updating", current_job: null, next_run_at: null });
-    const update = await self_update(this.config, { cancel: new AbortController().signal });
+    // Cancelled by a stop signal (bounded by STOP_TIMEOUT_S) or by another SIGHUP (which then reloads again).
+    const cancel = new AbortController();
+    this.cycle_cancel = cancel;
+    const update = await self_update(this.config, { cancel: cancel.signal }).finally(() => (this.cycle_cancel = undefined));
+    if (this.stop_requested) return "continue";
     if (update.outcome === "failed") {
       this.unbuildable_commit = update.unbuildable ?? this.unbuildable_commit;
       log.error(`reload: update failed, running ${this.status.commit} still: ${update.reason}`);
@@ -227,7 +232,7 @@ export class Supervisor {
     const web_budget_ms = Math.max(this.config.stop_timeout_s * 1000 - stop_margin_ms, 500);
     await (this.web_stopped ?? this.web.stop(web_budget_ms));
     this.notifier.stop_watchdog();
-    log.info(exit_code === restart_exit_code ? "worker exiting to restart on the new commit" : "stopped");
+    log.info(exit_code === restart_exit_code ? "worker exiting, to be started again on the checkout as it is now" : "stopped");
   }
 
   /** A stop step overran its bound: kill what is left rather than outlive STOP_TIMEOUT_S. */
