@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { record_run, write_daemon_status } from "../daemon/run_history.js";
 import { running_commit } from "../lib/version.js";
@@ -273,5 +274,26 @@ describe("the web process on its own", () => {
     t.after(() => web.stop());
     for (const path of ["/admin", "/api/admin"]) assert.equal((await get(web.url, path, { headers: basic("") })).status, 404, path);
     assert.equal((await get(web.url, "/admin/run-now", form({}))).status, 404);
+  });
+
+  test("SIGTERM cuts a stalled client after WEB_SHUTDOWN_GRACE_MS and exits 0", async (t) => {
+    const grace_ms = 1000;
+    const sandbox = make_sandbox({ WEB_SHUTDOWN_GRACE_MS: String(grace_ms) });
+    t.after(() => sandbox.cleanup());
+    const web = await start_web(sandbox.env, "standalone");
+    t.after(() => web.stop());
+    const { hostname, port } = new URL(web.url);
+    const stalled = net.connect(Number(port), hostname);
+    t.after(() => stalled.destroy());
+    await new Promise((resolve) => stalled.once("connect", resolve));
+    stalled.write("GET /healthz HTTP/1.1\r\nHost: test\r\n"); // the request never ends
+    const cut = new Promise((resolve) => stalled.once("close", resolve));
+
+    const started = Date.now();
+    assert.equal(await web.stop(), 0);
+    const stop_ms = Date.now() - started;
+    await cut;
+    assert.ok(stop_ms >= grace_ms, `the stalled client had its grace (${stop_ms} ms)`);
+    assert.ok(stop_ms < grace_ms + 2000, `stopped ${stop_ms} ms after SIGTERM, grace ${grace_ms} ms`);
   });
 });

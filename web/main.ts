@@ -22,9 +22,14 @@ function main(): void {
     process.exit(2);
   }
   configure_log({ level: config.log_level, line_bytes_max: config.log_line_bytes_max });
-  // DuckDB queries run on libuv's threadpool, which fs shares: leave room beyond the query cap.
-  // Read when the pool first starts, which is after this line (nothing asynchronous ran yet).
-  process.env.UV_THREADPOOL_SIZE ??= String(config.web_query_concurrency_max + 4);
+  // DuckDB queries run on libuv's threadpool, which fs (static files) shares. The pool has started
+  // before any of our code runs (the ESM loader reads files through it), so its size can only come
+  // from the environment this process was started with.
+  const threadpool_size = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  if (config.web_query_concurrency_max >= threadpool_size) {
+    log.warn(`web: WEB_QUERY_CONCURRENCY_MAX=${config.web_query_concurrency_max} leaves no libuv thread for file reads ` +
+      `(UV_THREADPOOL_SIZE=${threadpool_size}): raise UV_THREADPOOL_SIZE in the environment that starts the web`);
+  }
 
   const reader = new ServingReader<Catalog>({
     path: config.serving_duckdb_path,
