@@ -235,11 +235,19 @@ export class Supervisor {
     log.info(exit_code === restart_exit_code ? "worker exiting, to be started again on the checkout as it is now" : "stopped");
   }
 
+  kill_job_groups_now(): void {
+    this.runner.kill_groups_now();
+  }
+
   /** A stop step overran its bound: kill what is left rather than outlive STOP_TIMEOUT_S. */
   private force_exit(budget_ms: number): void {
     log.error(`stop did not finish within ${budget_ms} ms; killing the job's process groups and the web child`);
     this.runner.kill_groups_now();
-    if (this.web.pid) process.kill(this.web.pid, "SIGKILL");
+    try {
+      if (this.web.pid) process.kill(this.web.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
     process.exit(1);
   }
 

@@ -4,11 +4,23 @@ import { ConfigError, load_config } from "../config/load.js";
 import { configure_log, log } from "../lib/log.js";
 import { Supervisor } from "./supervisor.js";
 
+let supervisor: Supervisor | undefined;
+// A bug must not leave SQLMesh running on its own: kill the job's process groups, then die
+// (the launcher starts a new worker; the web child stops itself when the IPC channel closes).
+const die = (error: unknown) => {
+  log.error(error instanceof Error ? error : new Error(String(error)));
+  supervisor?.kill_job_groups_now();
+  process.exit(1);
+};
+process.on("uncaughtException", die);
+process.on("unhandledRejection", die);
+
 let exit_code: number;
 try {
   const config = load_config();
   configure_log({ level: config.log_level, line_bytes_max: config.log_line_bytes_max });
-  exit_code = await new Supervisor(config).run();
+  supervisor = new Supervisor(config);
+  exit_code = await supervisor.run();
 } catch (error) {
   log.error(error instanceof ConfigError ? error.message : error as Error);
   exit_code = error instanceof ConfigError ? 2 : 1;

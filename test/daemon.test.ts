@@ -162,3 +162,24 @@ test("TERM during a running transform: exit 0 within STOP_TIMEOUT_S, no process 
   assert.equal(runs("transform", "cancelled").length, 1);
   assert.ok(notify.messages.some((m) => /^STOPPING=1$/m.test(m)));
 });
+
+test("a web child that keeps dying is re-forked after growing delays, capped at RESTART_DELAY_MS_MAX; READY=1 waits until one listens", async (t) => {
+  // Another server holds the port, so each web child fails to listen and exits.
+  const squatter = http.createServer((_req, res) => res.end());
+  await new Promise<void>((resolve) => squatter.listen(0, "127.0.0.1", resolve));
+  const port = (squatter.address() as AddressInfo).port;
+  t.after(() => squatter.close());
+  const { daemon, notify, status } = await daemon_in_sandbox(t, { WEB_PORT: String(port), RESTART_DELAY_MS_MAX: "2000",
+    PIPELINE_INTERVAL_S: "3600" });
+
+  await wait_until("four re-forks", 30_000, () => daemon.lines.filter((line) => / re-forking in \d+ ms$/.test(line)).length >= 4);
+  const delays_ms = daemon.lines.map((line) => / re-forking in (\d+) ms$/.exec(line)?.[1]).filter(Boolean).map(Number);
+  assert.deepEqual(delays_ms.slice(0, 4), [500, 1000, 2000, 2000]);
+  assert.ok(daemon.lines.some((line) => /^<3>error: web: pid \d+ exited \(code \d+\)/.test(line)));
+  assert.equal(notify.messages.filter((m) => /^READY=1$/m.test(m)).length, 0, "no READY=1 while no web child listens");
+
+  await new Promise<void>((resolve) => squatter.close(() => resolve()));
+  await notify.wait_for("READY=1", /^READY=1$/m, 10_000);
+  assert.equal(await http_status(`${status()!.web_url}/healthz`).then((code) => code !== undefined), true);
+  assert.equal((await daemon.terminate(stop_timeout_s * 1000 + 5_000)).code, 0);
+});
