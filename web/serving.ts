@@ -49,8 +49,6 @@ interface Version<M> {
   running: Set<DuckDBConnection>;
 }
 
-class QueryTimeoutError extends HttpError {}
-
 export class ServingReader<M> {
   private current: Version<M> | undefined;
   /** Every version not yet closed: the current one and replaced ones with requests still on them. */
@@ -195,7 +193,7 @@ export class ServingReader<M> {
       const reader = await connection.runAndReadAll(sql, params);
       return reader.getRowObjectsJS().map(plain_row);
     } catch (error) {
-      if (timed_out) throw new QueryTimeoutError(503, `a query took longer than WEB_QUERY_TIMEOUT_MS=${this.options.query_timeout_ms} ms`);
+      if (timed_out) throw new HttpError(503, `a query took longer than WEB_QUERY_TIMEOUT_MS=${this.options.query_timeout_ms} ms`);
       throw error;
     } finally {
       clearTimeout(timer);
