@@ -128,7 +128,7 @@ test("a failing extract (upstream 500) leads to the backoff wait, in STATUS and 
 
 test("a hung SQLMESH_BIN is killed at TRANSFORM_TIMEOUT_S with its whole process group, recorded as timeout, and the loop goes on", async (t) => {
   const hung = write_hung_sqlmesh(t);
-  const { daemon, runs, tag } = await daemon_in_sandbox(t, { TRANSFORM_TIMEOUT_S: "2", SQLMESH_BIN: hung.bin });
+  const { daemon, notify, runs, tag } = await daemon_in_sandbox(t, { TRANSFORM_TIMEOUT_S: "2", SQLMESH_BIN: hung.bin });
   const timed_out = await wait_until("a transform timeout", 60_000, () => runs("transform", "timeout")[0]);
   const pgid = Number(fs.readFileSync(hung.pgid_file, "utf8"));
   assert.ok(pgid > 0);
@@ -136,6 +136,7 @@ test("a hung SQLMESH_BIN is killed at TRANSFORM_TIMEOUT_S with its whole process
   assert.match(timed_out.message, /timed out after 2 s/);
   assert.ok(timed_out.ended_at);
   await daemon.wait_for_line(/^<3>error: transform: timeout: /, 5_000);
+  await notify.wait_for("backoff STATUS", /^STATUS=backoff after transform timeout, retry \d\d:\d\d:\d\d$/m, 5_000);
 
   await wait_until("the next cycle after the backoff", 30_000, () => runs("extract").length >= 2);
   const stopped = await daemon.terminate(stop_timeout_s * 1000 + 5_000);
