@@ -7,6 +7,7 @@ import { DuckDBInstance } from "@duckdb/node-api";
 import { load_config } from "../config/load.js";
 import { configure_log } from "../lib/log.js";
 import { repo_root } from "../lib/paths.js";
+import { bench_daemon } from "./daemon_bench.js";
 import { bench_export_vs_ctas } from "./export_vs_ctas.js";
 import { bench_extract_vs_curl } from "./extract_vs_curl.js";
 import { bench_web_reader } from "./web_reader.js";
@@ -17,6 +18,7 @@ const benches: Record<string, (context: BenchContext) => Promise<Figure[]>> = {
   export: bench_export_vs_ctas,
   extract: bench_extract_vs_curl,
   web: bench_web_reader,
+  daemon: bench_daemon,
 };
 
 const { values } = parseArgs({

@@ -1,0 +1,53 @@
+import fs from "node:fs";
+
+// Linux /proc readings for the footprint bench: a process tree's resident memory and CPU time.
+
+const CLOCK_TICKS_PER_S = 100; // USER_HZ, 100 on every Linux architecture we run on
+
+function stat_fields(pid: number): string[] | undefined {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may hold spaces: split after its closing parenthesis.
+    return ["", "", ...text.slice(text.lastIndexOf(")") + 2).split(" ")];
+  } catch {
+    return undefined;
+  }
+}
+
+/** `pid` and every process below it. */
+export function process_tree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    const parent = Number(stat_fields(Number(entry))?.[3]);
+    if (Number.isFinite(parent)) children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+  }
+  const tree: number[] = [];
+  const visit = (p: number) => {
+    tree.push(p);
+    for (const child of children.get(p) ?? []) visit(child);
+  };
+  visit(pid);
+  return tree;
+}
+
+export function rss_bytes(pids: number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const match = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+      total += match ? Number(match[1]) * 1024 : 0;
+    } catch {
+      // gone since the tree was read
+    }
+  }
+  return total;
+}
+
+export function cpu_seconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const fields = stat_fields(pid);
+    if (fields) ticks += Number(fields[14]) + Number(fields[15]);
+  }
+  return ticks / CLOCK_TICKS_PER_S;
+}
