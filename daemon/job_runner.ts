@@ -6,6 +6,7 @@ import { pipeline_jobs } from "../jobs/registry.js";
 import { log } from "../lib/log.js";
 import { compiled_path } from "../lib/paths.js";
 import { kill_process_group, process_group_alive } from "../lib/subprocess.js";
+import { forget_groups, remember_group } from "./job_groups.js";
 import type { JobWorkerData, JobWorkerMessage } from "./job_worker.js";
 
 export type JobOutcome = "ok" | "failed" | "timeout" | "cancelled";
@@ -69,8 +70,12 @@ export class JobRunner {
   private on_message(name: string, message: JobWorkerMessage | "done"): void {
     const run = this.active.get(name);
     if (!run || message === "done") return;
-    if (message.type === "subprocess") run.pgids.add(message.pgid);
-    else run.result = message;
+    if (message.type === "subprocess") {
+      run.pgids.add(message.pgid);
+      remember_group(this.config.materia_state_dir, message.pgid);
+    } else {
+      run.result = message;
+    }
   }
 
   /**
@@ -105,6 +110,7 @@ export class JobRunner {
       clearTimeout(timer);
       cancel.removeEventListener("abort", on_cancel);
       await this.kill_leftover_groups(name, run.pgids);
+      forget_groups(this.config.materia_state_dir);
       this.active.delete(name);
     }
     // The job enforces the same bound itself and may report it first, as a failure.

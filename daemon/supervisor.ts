@@ -5,6 +5,7 @@ import { acquire_pipeline_lock } from "../lib/pipeline_lock.js";
 import { running_commit } from "../lib/version.js";
 import { Alarm } from "./alarm.js";
 import { restart_exit_code } from "./exit_codes.js";
+import { kill_left_groups } from "./job_groups.js";
 import { JobRunner, type JobOutcome } from "./job_runner.js";
 import { close_unfinished_runs, record_run, write_daemon_status, type DaemonStatus, type RunRecord } from "./run_history.js";
 import { self_update } from "./self_update.js";
@@ -65,7 +66,7 @@ export class Supervisor {
     process.on("SIGINT", () => this.on_stop_signal("SIGINT"));
     process.on("SIGHUP", () => this.on_reload_signal());
     this.update_status({ state: "starting" });
-    this.close_runs_of_a_dead_daemon();
+    await this.clean_up_after_a_dead_worker();
     this.notifier.start_watchdog();
     this.web.start();
 
@@ -251,10 +252,13 @@ export class Supervisor {
     process.exit(1);
   }
 
-  private close_runs_of_a_dead_daemon(): void {
+  /** What a worker that died (kill -9, out of memory) left: its job's process groups, its unfinished runs. */
+  private async clean_up_after_a_dead_worker(): Promise<void> {
     try {
       const release_lock = acquire_pipeline_lock(this.config.materia_state_dir);
       try {
+        const killed = await kill_left_groups(this.config.materia_state_dir, this.config.subprocess_kill_grace_ms);
+        if (killed > 0) log.warn(`killed ${killed} process group(s) left by a worker that died`);
         const closed = close_unfinished_runs(this.config.materia_state_dir, "the daemon died while it ran",
           this.config.run_history_entries_max);
         if (closed > 0) log.warn(`run history: ${closed} run(s) left running by a daemon that died marked cancelled`);
@@ -262,7 +266,7 @@ export class Supervisor {
         release_lock();
       }
     } catch (error) {
-      log.warn(`run history: unfinished runs left as they are: ${(error as Error).message}`);
+      log.warn(`nothing cleaned up after a dead worker: ${(error as Error).message}`);
     }
   }
 

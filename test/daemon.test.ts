@@ -184,3 +184,23 @@ test("a web child that keeps dying is re-forked after growing delays, capped at 
   assert.equal(await http_status(`${status()!.web_url}/healthz`).then((code) => code !== undefined), true);
   assert.equal((await daemon.terminate(stop_timeout_s * 1000 + 5_000)).code, 0);
 });
+
+test("kill -9 of the daemon's worker during a transform: the daemon (same PID) starts a new worker, which kills the SQLMesh group left behind and closes the run", async (t) => {
+  const hung = write_hung_sqlmesh(t);
+  const { daemon, status, runs, tag } = await daemon_in_sandbox(t, { SQLMESH_BIN: hung.bin });
+  await wait_until("SQLMesh running", 60_000, () => fs.existsSync(hung.pgid_file) && fs.readFileSync(hung.pgid_file, "utf8").trim() !== "");
+  const pgid = Number(fs.readFileSync(hung.pgid_file, "utf8"));
+  const old_worker_pid = status()!.worker_pid!;
+
+  process.kill(old_worker_pid, "SIGKILL");
+  await daemon.wait_for_line(new RegExp(`^<3>error: daemon: worker ${old_worker_pid} died \\(SIGKILL\\); starting a new one in \\d+ ms$`), 10_000);
+  await wait_until("the left SQLMesh group killed", 20_000, () => !process_group_alive(pgid));
+  await daemon.wait_for_line(/^<4>warn: killed 1 process group\(s\) left by a worker that died$/, 5_000);
+  const closed = runs("transform", "cancelled").find((run) => run.message === "the daemon died while it ran");
+  assert.ok(closed?.ended_at, "the dead worker's transform run is closed");
+  assert.equal(status()!.pid, daemon.pid);
+  assert.notEqual(status()!.worker_pid, old_worker_pid);
+
+  assert.equal((await daemon.terminate(stop_timeout_s * 1000 + 5_000)).code, 0);
+  assert.deepEqual(processes_tagged(tag), []);
+});
