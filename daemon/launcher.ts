@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import type { Config } from "../config/schema.js";
 import { log } from "../lib/log.js";
@@ -43,7 +43,8 @@ export async function run_launcher(config: Config): Promise<number> {
 
   while (!stopping) {
     const started_ms = Date.now();
-    worker = spawn(process.execPath, [...process.execArgv, compiled_path("daemon/supervisor_main.ts")], { stdio: "inherit" });
+    // fork: the IPC channel closes when this process dies, however it dies, and the worker then stops.
+    worker = fork(compiled_path("daemon/supervisor_main.ts"), [], { stdio: "inherit" });
     const [code, signal] = (await once(worker, "exit")) as [number | null, NodeJS.Signals | null];
     const pid = worker.pid;
     worker = undefined;

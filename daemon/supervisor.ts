@@ -64,6 +64,8 @@ export class Supervisor {
     log.info(`materia daemon ${this.status.commit} started (worker pid ${process.pid}, daemon pid ${process.ppid})`);
     process.on("SIGTERM", () => this.on_stop_signal("SIGTERM"));
     process.on("SIGINT", () => this.on_stop_signal("SIGINT"));
+    // The launcher died (kill -9): nobody would restart or stop this worker; stop as on TERM.
+    process.on("disconnect", () => this.on_stop_signal("the daemon's launcher is gone"));
     process.on("SIGHUP", () => this.on_reload_signal());
     this.update_status({ state: "starting" });
     await this.clean_up_after_a_dead_worker();
@@ -189,10 +191,10 @@ export class Supervisor {
     return "restart";
   }
 
-  private on_stop_signal(signal: NodeJS.Signals): void {
+  private on_stop_signal(why: string): void {
     if (this.stop_requested) return;
     this.stop_requested = true;
-    log.info(`${signal}: stopping (within STOP_TIMEOUT_S=${this.config.stop_timeout_s} s)`);
+    log.info(`${why}: stopping (within STOP_TIMEOUT_S=${this.config.stop_timeout_s} s)`);
     const budget_ms = Math.max(this.config.stop_timeout_s * 1000 - stop_margin_ms, 500);
     const deadline = setTimeout(() => this.force_exit(budget_ms), budget_ms);
     deadline.unref();

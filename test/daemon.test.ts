@@ -196,11 +196,22 @@ test("kill -9 of the daemon's worker during a transform: the daemon (same PID) s
   await daemon.wait_for_line(new RegExp(`^<3>error: daemon: worker ${old_worker_pid} died \\(SIGKILL\\); starting a new one in \\d+ ms$`), 10_000);
   await wait_until("the left SQLMesh group killed", 20_000, () => !process_group_alive(pgid));
   await daemon.wait_for_line(/^<4>warn: killed 1 process group\(s\) left by a worker that died$/, 5_000);
-  const closed = runs("transform", "cancelled").find((run) => run.message === "the daemon died while it ran");
-  assert.ok(closed?.ended_at, "the dead worker's transform run is closed");
+  const closed = await wait_until("the dead worker's transform run closed", 5_000,
+    () => runs("transform", "cancelled").find((run) => run.message === "the daemon died while it ran"));
+  assert.ok(closed.ended_at);
   assert.equal(status()!.pid, daemon.pid);
   assert.notEqual(status()!.worker_pid, old_worker_pid);
 
   assert.equal((await daemon.terminate(stop_timeout_s * 1000 + 5_000)).code, 0);
   assert.deepEqual(processes_tagged(tag), []);
+});
+
+test("kill -9 of the daemon itself: its worker and web child stop on their own within STOP_TIMEOUT_S", async (t) => {
+  const hung = write_hung_sqlmesh(t);
+  const { daemon, tag } = await daemon_in_sandbox(t, { SQLMESH_BIN: hung.bin });
+  await wait_until("SQLMesh running", 60_000, () => fs.existsSync(hung.pgid_file) && fs.readFileSync(hung.pgid_file, "utf8").trim() !== "");
+
+  process.kill(daemon.pid, "SIGKILL");
+  await wait_until("every process of the daemon gone", stop_timeout_s * 1000, () => processes_tagged(tag).length === 0);
+  await daemon.wait_for_line(/^<6>info: the daemon's launcher is gone: stopping/, 1_000);
 });
