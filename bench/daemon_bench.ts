@@ -6,7 +6,7 @@ import { serve_release, start_http_server } from "../test/support/http_server.js
 import { write_revised_release } from "../test/support/psd_zip.js";
 import { DaemonProcess, wait_until } from "../test/support/daemon_process.js";
 import { make_sandbox, run_cli, shipped_zip_path } from "../test/support/sandbox.js";
-import { cpu_seconds, process_tree, rss_bytes } from "./proc.js";
+import { cpu_seconds, process_tree, resident_bytes } from "./proc.js";
 import { figure, sample, seconds_of, type Figure } from "./stats.js";
 import type { BenchContext } from "./workspace.js";
 
@@ -22,16 +22,20 @@ async function footprint(daemon: DaemonProcess, window_s: number): Promise<Figur
     await sleep(1000);
     const bare_pids = bare.map((child) => child.pid!);
     const cpu_before = [cpu_seconds(tree), cpu_seconds(bare_pids)];
-    const rss = { ours: [] as number[], bare: [] as number[] };
+    const memory = { pss: [] as number[], bare_pss: [] as number[], rss: [] as number[], bare_rss: [] as number[] };
     for (let second = 0; second < window_s; second++) {
-      rss.ours.push(rss_bytes(tree) / MB);
-      rss.bare.push(rss_bytes(bare_pids) / MB);
+      memory.pss.push(resident_bytes(tree, "Pss") / MB);
+      memory.bare_pss.push(resident_bytes(bare_pids, "Pss") / MB);
+      memory.rss.push(resident_bytes(tree, "Rss") / MB);
+      memory.bare_rss.push(resident_bytes(bare_pids, "Rss") / MB);
       await sleep(1000);
     }
     const cpu_pct = (index: number, pids: number[]) => (100 * (cpu_seconds(pids) - cpu_before[index]!)) / window_s;
     return [
-      figure("6a", `idle RSS of daemon + web (${tree.length} processes) vs as many bare idle node processes`,
-        sample(rss.ours, "MB"), sample(rss.bare, "MB"), "ours ≤ 150 MB", () => Math.max(...rss.ours) <= 150),
+      figure("6a", `idle memory (PSS: shared pages split) of daemon + web, ${tree.length} processes, vs as many bare idle node`,
+        sample(memory.pss, "MB"), sample(memory.bare_pss, "MB"), "ours ≤ 150 MB", () => Math.max(...memory.pss) <= 150),
+      figure("6a′", "the same as RSS (shared pages counted in every process)",
+        sample(memory.rss, "MB"), sample(memory.bare_rss, "MB"), "informational"),
       figure("6b", `idle CPU of daemon + web over ${window_s} s vs the bare processes`,
         sample([cpu_pct(0, tree)], "% of a core"), sample([cpu_pct(1, bare_pids)], "% of a core"), "ours ≤ 1 %",
         () => cpu_pct(0, tree) <= 1),
@@ -63,7 +67,7 @@ async function end_to_end(context: BenchContext, runs: number): Promise<Figure[]
   try {
     await daemon.wait_for_line(/cycle ok/, 120_000);
     const web_url = (await daemon.wait_for_line(/web: listening on http/, 10_000)).match(/(http:\/\/\S+)/)![1]!;
-    figures.push(...await footprint(daemon, context.quick ? 5 : 30));
+    figures.push(...await footprint(daemon, context.quick ? 3 : 30));
 
     const auth = { authorization: `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString("base64")}` };
     const admin_page = await (await fetch(`${web_url}/admin`, { headers: auth })).text();
@@ -82,22 +86,16 @@ async function end_to_end(context: BenchContext, runs: number): Promise<Figure[]
           return body.tables.balance.rows[0]?.production === expected;
         });
       }));
-      // The same release, by hand, in a sandbox that has seen the previous one.
-      const hand = make_sandbox({ PSD_SOURCE_URL: `file://${releases[run - 1]}`, LOG_LEVEL: "warn" });
-      try {
-        await run_cli(["pipeline", "run", "all"], hand.env);
-        let total_s = 0;
-        for (const job of ["extract", "transform", "export_serving"]) {
-          const env = { ...hand.env, PSD_SOURCE_URL: `file://${releases[run]}` };
-          total_s += await seconds_of(async () => {
-            const result = await run_cli(["pipeline", "run", job], env);
-            if (result.code !== 0) throw new Error(`${job} by hand failed: ${result.stderr}`);
-          });
-        }
-        by_hand.push(total_s);
-      } finally {
-        hand.cleanup();
+      // The same new release, by hand, in the bench workspace (which has landed and built an older one).
+      let total_s = 0;
+      for (const job of ["extract", "transform", "export_serving"]) {
+        const env = { ...context.workspace.env, PSD_SOURCE_URL: `file://${releases[run]}`, LOG_LEVEL: "warn" };
+        total_s += await seconds_of(async () => {
+          const result = await run_cli(["pipeline", "run", job], env);
+          if (result.code !== 0) throw new Error(`${job} by hand failed: ${result.stderr}`);
+        });
       }
+      by_hand.push(total_s);
     }
     const overhead_s = sample(through_daemon, "s").median - sample(by_hand, "s").median;
     figures.push(figure("7", `new release on loopback → visible on /api via the daemon vs the three jobs by hand (overhead ${overhead_s.toFixed(1)} s)`,

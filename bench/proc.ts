@@ -30,11 +30,16 @@ export function process_tree(pid: number): number[] {
   return tree;
 }
 
-export function rss_bytes(pids: number[]): number {
+/**
+ * Resident memory of `pids`, summed. "Rss" counts every shared page (the node binary, DuckDB's
+ * library) once per process; "Pss" splits each shared page among the processes that map it, so
+ * its sum is what the processes cost the machine.
+ */
+export function resident_bytes(pids: number[], kind: "Rss" | "Pss"): number {
   let total = 0;
   for (const pid of pids) {
     try {
-      const match = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+      const match = new RegExp(`^${kind}:\\s+(\\d+) kB$`, "m").exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
       total += match ? Number(match[1]) * 1024 : 0;
     } catch {
       // gone since the tree was read

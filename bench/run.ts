@@ -61,7 +61,10 @@ try {
   };
   const results_dir = path.join(repo_root, "bench", "results");
   fs.mkdirSync(results_dir, { recursive: true });
-  fs.writeFileSync(path.join(results_dir, "latest.json"), JSON.stringify(results, null, 2) + "\n");
+  // A quick run (the one `npm test` makes) never overwrites the numbers of a full one.
+  const results_file = path.join(results_dir, values.quick ? "latest-quick.json" : "latest.json");
+  fs.writeFileSync(results_file, JSON.stringify(results, null, 2) + "\n");
+  console.error(`bench: results in ${results_file}`);
 } finally {
   workspace.cleanup();
 }

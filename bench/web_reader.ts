@@ -36,7 +36,7 @@ async function load(url: string, duration_s: number): Promise<Load> {
 
 /** 1–3: the reader's cost (swap detection on vs off), HTTP vs in-process, and swaps under load. */
 export async function bench_web_reader(context: BenchContext): Promise<Figure[]> {
-  const duration_s = context.quick ? 2 : 8;
+  const duration_s = context.quick ? 1 : 8;
   const runs = context.quick ? 1 : 3;
   const env = { ...context.workspace.env, LOG_LEVEL: "warn" };
   const with_check = await start_web({ ...env, WEB_SWAP_CHECK: "on" }, "forked");

@@ -4,9 +4,6 @@ import { ConfigError, load_config } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { configure_log } from "../lib/log.js";
 import { is_job_name, pipeline_jobs, job_named } from "../jobs/registry.js";
-import { run_jobs_in_process } from "../jobs/run_pipeline.js";
-import { run_launcher } from "../daemon/launcher.js";
-import { status_report } from "../daemon/status_report.js";
 
 function configured(): Config {
   const config = load_config();
@@ -41,12 +38,15 @@ pipeline.command("run")
     const cancel = new AbortController();
     const on_signal = (signal: NodeJS.Signals) => cancel.abort(new Error(`${signal} received`));
     process.once("SIGINT", on_signal).once("SIGTERM", on_signal);
+    const { run_jobs_in_process } = await import("../jobs/run_pipeline.js");
     await run_jobs_in_process(config, jobs, { force: options.force === true, cancel: cancel.signal });
   });
 
 program.command("daemon")
   .description("run the supervisor: a pipeline cycle every PIPELINE_INTERVAL_S, the web child, systemd notify; HUP updates and restarts")
   .action(async () => {
+    // Loaded on demand, as every command's code is: the launcher process stays small.
+    const { run_launcher } = await import("../daemon/launcher.js");
     process.exitCode = await run_launcher(configured());
   });
 
@@ -57,7 +57,8 @@ program.command("status")
     if (!Number.isInteger(n) || n < 1 || n > 100) throw new InvalidArgumentError("expected a whole number from 1 to 100");
     return n;
   }, 10)
-  .action((options: { runs: number }) => {
+  .action(async (options: { runs: number }) => {
+    const { status_report } = await import("../daemon/status_report.js");
     console.log(status_report(configured().materia_state_dir, options.runs));
   });
 

@@ -26,9 +26,10 @@ port.on("message", (message) => {
 });
 
 const post = (message: JobWorkerMessage) => port.postMessage(message);
-const job = job_named(job_name);
+const entry = job_named(job_name);
 try {
-  if (!job) throw new Error(`no job named ${job_name}`);
+  if (!entry) throw new Error(`no job named ${job_name}`);
+  const job = await entry.load();
   const result = await job.run(config, {
     cancel: cancel.signal,
     on_subprocess_start: (pgid) => post({ type: "subprocess", pgid }),

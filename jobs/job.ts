@@ -16,6 +16,5 @@ export type JobName = "extract" | "transform" | "export_serving";
 
 export interface Job {
   name: JobName;
-  description: string;
   run(config: Config, context: JobContext): Promise<JobResult>;
 }

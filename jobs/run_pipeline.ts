@@ -1,13 +1,14 @@
 import type { Config } from "../config/schema.js";
 import { log } from "../lib/log.js";
 import { acquire_pipeline_lock } from "../lib/pipeline_lock.js";
-import type { Job, JobContext, JobResult } from "./job.js";
+import type { JobContext, JobResult } from "./job.js";
+import type { JobEntry } from "./registry.js";
 
 /**
  * Runs `jobs` in order, in this process, under the pipeline lock; the first failure stops the
  * run and is thrown. This is what `materia pipeline run` does by hand.
  */
-export async function run_jobs_in_process(config: Config, jobs: readonly Job[], context: JobContext): Promise<JobResult[]> {
+export async function run_jobs_in_process(config: Config, jobs: readonly JobEntry[], context: JobContext): Promise<JobResult[]> {
   const release_lock = acquire_pipeline_lock(config.materia_state_dir);
   try {
     const results: JobResult[] = [];
@@ -15,7 +16,7 @@ export async function run_jobs_in_process(config: Config, jobs: readonly Job[], 
       const started_ms = Date.now();
       log.info(`${job.name}: started`);
       try {
-        const result = await job.run(config, context);
+        const result = await (await job.load()).run(config, context);
         log.info(`${job.name}: ok in ${Date.now() - started_ms} ms: ${result.summary}`);
         results.push(result);
       } catch (error) {

@@ -3,6 +3,5 @@ import { run_export_serving } from "./export_serving.js";
 
 export const export_serving_job: Job = {
   name: "export_serving",
-  description: "copy the serving tables into a new serving.duckdb and swap it in atomically",
   run: run_export_serving,
 };

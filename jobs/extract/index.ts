@@ -3,7 +3,6 @@ import { run_extract } from "./extract.js";
 
 export const extract_job: Job = {
   name: "extract",
-  description: "download the USDA PSD coffee release (ETag-deduplicated) into LANDING_DIR",
   async run(config, context) {
     const result = await run_extract(config, context.cancel);
     switch (result.outcome) {

@@ -3,6 +3,5 @@ import { run_transform } from "./transform.js";
 
 export const transform_job: Job = {
   name: "transform",
-  description: "build lakehouse.duckdb from the newest landed release with SQLMesh",
   run: run_transform,
 };
