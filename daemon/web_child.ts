@@ -38,7 +38,10 @@ export class WebChild {
   start(): void {
     const entry = compiled_path("web/main.ts");
     const started_ms = Date.now();
-    const child = fork(entry, [], { env: child_env(), stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    // The web's DuckDB queries share libuv's threadpool with its file reads; the pool's size is
+    // fixed when a process starts, so it is set here: the query cap plus room for fs.
+    const threadpool = { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(this.config.web_query_concurrency_max + 2) };
+    const child = fork(entry, [], { env: child_env(threadpool), stdio: ["ignore", "inherit", "inherit", "ipc"] });
     this.child = child;
     const pid = child.pid ?? 0;
     log.info(`web: forked ${entry} as pid ${pid}`);

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
 import type { Config } from "../../config/schema.js";
-import { fsync_file, rename_durably } from "../../lib/durable_fs.js";
+import { fsync_path, rename_durably } from "../../lib/durable_fs.js";
 import { log } from "../../lib/log.js";
 import type { JobContext, JobResult } from "../job.js";
 import { publish_gate_refusals, type RowCounts } from "./publish_gate.js";
@@ -73,7 +73,7 @@ export async function run_export_serving(config: Config, context: JobContext): P
       instance.closeSync();
     }
     if (fs.existsSync(`${temporary_path}.wal`)) throw new ExportError(`${temporary_path}.wal left after CHECKPOINT and close`);
-    fsync_file(temporary_path);
+    fsync_path(temporary_path);
     // DuckDB finds a WAL by path: a stale one would be replayed into the new file.
     fs.rmSync(`${serving_path}.wal`, { force: true });
     rename_durably(temporary_path, serving_path);

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import zlib from "node:zlib";
 import yauzl from "yauzl";
 import type { Config } from "../../config/schema.js";
-import { fsync_file, read_json, rename_durably, write_file_atomic } from "../../lib/durable_fs.js";
+import { fsync_path, read_json, rename_durably, write_file_atomic } from "../../lib/durable_fs.js";
 import { log } from "../../lib/log.js";
 import { incoming_dir, list_landed_releases } from "../landing.js";
 import { check_psd_header, etag_file_stem, landing_path, PSD_CSV_ENTRY } from "./psd_format.js";
@@ -245,7 +245,7 @@ async function land_csv(zip_path: string, target: string, config: Config, signal
     if (csv_bytes !== entry.uncompressedSize) {
       throw new ExtractError(`${PSD_CSV_ENTRY} unzipped to ${csv_bytes} bytes, not the ${entry.uncompressedSize} its zip entry declares`);
     }
-    fsync_file(incoming);
+    fsync_path(incoming);
     fs.mkdirSync(path.dirname(target), { recursive: true });
     rename_durably(incoming, target);
     return csv_bytes;
