@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import zlib from "node:zlib";
 import yauzl from "yauzl";
 import type { Config } from "../../config/schema.js";
+import { start_deadline, type Deadline } from "../../lib/deadline.js";
 import { fsync_path, read_json, rename_durably, write_file_atomic } from "../../lib/durable_fs.js";
 import { log } from "../../lib/log.js";
 import { incoming_dir, list_landed_releases } from "../landing.js";
@@ -37,8 +38,8 @@ interface Download {
  * left in the landing dir.
  */
 export async function run_extract(config: Config, cancel?: AbortSignal): Promise<ExtractResult> {
-  const timeout_ms = config.extract_timeout_s * 1000;
-  const signal = AbortSignal.any([AbortSignal.timeout(timeout_ms), ...(cancel ? [cancel] : [])]);
+  const deadline = start_deadline(config.extract_timeout_s * 1000, cancel);
+  const signal = deadline.signal;
   const state_file = path.join(config.materia_state_dir, "extract.json");
   const download_dir = path.join(config.materia_state_dir, "downloads");
   remove_stale_temporaries([download_dir, incoming_dir(config.landing_dir)]);
@@ -46,7 +47,7 @@ export async function run_extract(config: Config, cancel?: AbortSignal): Promise
   const previous = read_json<ExtractState>(state_file);
   const zip_path = path.join(download_dir, `psd-${process.pid}-${Date.now()}.zip`);
   try {
-    const download = await with_clear_abort(signal, config.extract_timeout_s, () =>
+    const download = await with_clear_abort(deadline, config.extract_timeout_s, () =>
       download_source(config, previous?.etag, zip_path, signal));
     if (download === "not_modified") {
       log.info("extract: up to date", { etag: previous!.etag });
@@ -59,12 +60,13 @@ export async function run_extract(config: Config, cancel?: AbortSignal): Promise
       return { outcome: "already_landed", etag: download.etag, path: landed };
     }
     const target = landing_path(config.landing_dir, download.release_date, download.etag);
-    const csv_bytes = await with_clear_abort(signal, config.extract_timeout_s, () =>
+    const csv_bytes = await with_clear_abort(deadline, config.extract_timeout_s, () =>
       land_csv(download.zip_path, target, config, signal));
     write_file_atomic(state_file, JSON.stringify({ etag: download.etag } satisfies ExtractState));
     log.info("extract: landed a new release", { etag: download.etag, path: target, csv_bytes });
     return { outcome: "landed", etag: download.etag, path: target, csv_bytes };
   } finally {
+    deadline.clear();
     fs.rmSync(zip_path, { force: true });
   }
 }
@@ -77,14 +79,12 @@ function remove_stale_temporaries(dirs: string[]): void {
   }
 }
 
-async function with_clear_abort<T>(signal: AbortSignal, timeout_s: number, work: () => Promise<T>): Promise<T> {
+async function with_clear_abort<T>(deadline: Deadline, timeout_s: number, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
-    if (signal.aborted) {
-      const reason = signal.reason instanceof Error && signal.reason.name === "TimeoutError"
-        ? `timed out after EXTRACT_TIMEOUT_S=${timeout_s} s` : "cancelled";
-      throw new ExtractError(reason);
+    if (deadline.signal.aborted) {
+      throw new ExtractError(deadline.timed_out() ? `timed out after EXTRACT_TIMEOUT_S=${timeout_s} s` : "cancelled");
     }
     throw error;
   }
