@@ -284,8 +284,9 @@ async function verify_landed_csv(file: string, signal: AbortSignal): Promise<num
       callback();
     },
   });
-  // 1 MiB chunks: with the 16–64 KiB defaults, per-chunk overhead doubles the time of this pass.
-  const chunk_bytes = 1024 * 1024;
+  // 256 KiB chunks: the 16–64 KiB defaults double this pass's time in per-chunk overhead, and
+  // 1 MiB ones raise peak memory by half again (measured on a 1 GB CSV) for little more speed.
+  const chunk_bytes = 256 * 1024;
   await pipeline(fs.createReadStream(file, { highWaterMark: chunk_bytes }), zlib.createGunzip({ chunkSize: chunk_bytes }),
     psd_header_gate(), counter, { signal })
     .catch((error: Error) => {
