@@ -108,18 +108,24 @@ async function swaps_under_load(context: BenchContext, duration_s: number, runs:
   let failed = 0;
   const requests_until_new: number[] = [];
   try {
+    const swaps_max = Math.ceil((duration_s * 1000) / 200) + 1;
     const times = await side_by_side(runs,
       async () => {
-        let next = 1;
+        // Every swap's new file is copied before the load starts: as with export_serving, the
+        // swap itself is one rename, and copying would steal CPU from the load generator.
+        const incoming = Array.from({ length: swaps_max }, (_, index) => {
+          const file = `${served}.incoming-${index}`;
+          fs.copyFileSync(releases[(index + 1) % 2]!.file, file);
+          return file;
+        });
+        let next = 0;
         let swapping = true;
         const swaps = (async () => {
-          while (swapping) {
+          while (swapping && next < swaps_max) {
             await new Promise((resolve) => setTimeout(resolve, 200));
             if (!swapping) break;
-            const release = releases[next++ % 2]!;
-            const incoming = `${served}.incoming`;
-            fs.copyFileSync(release.file, incoming);
-            fs.renameSync(incoming, served);
+            const release = releases[(next + 1) % 2]!;
+            fs.renameSync(incoming[next++]!, served);
             // A probe client: how many requests until the new release shows (1 = the very next one).
             for (let attempt = 1; attempt <= 50; attempt++) {
               const body = await (await fetch(web.url + OVERVIEW)).json() as { release_id: string };
@@ -133,6 +139,7 @@ async function swaps_under_load(context: BenchContext, duration_s: number, runs:
         const result = await load(web.url + OVERVIEW, duration_s);
         swapping = false;
         await swaps;
+        for (const file of incoming) fs.rmSync(file, { force: true });
         failed += result.failed;
         return result.requests_per_s;
       },

@@ -142,7 +142,10 @@ export class ServingReader<M> {
     let instance: DuckDBInstance | undefined;
     try {
       // create(), never fromCache(): the cache would hand back the instance of the OLD file.
-      instance = await DuckDBInstance.create(this.options.path, { access_mode: "READ_ONLY" });
+      // One DuckDB thread per instance: the web's queries read a few thousand rows, and
+      // concurrency comes from parallel requests (capped by WEB_QUERY_CONCURRENCY_MAX), not
+      // from parallelism inside a query; fewer threads also make each swap's open cheaper.
+      instance = await DuckDBInstance.create(this.options.path, { access_mode: "READ_ONLY", threads: "1" });
       const version: Version<M> = { instance, file, meta: undefined as M, in_flight: 0, retired: false, closed: false,
         running: new Set() };
       version.meta = await this.options.load_meta((sql, params) => this.query(version, sql, params));
