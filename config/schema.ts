@@ -31,6 +31,8 @@ export function config_schema(repo_root: string) {
 
     EXTRACT_TIMEOUT_S: seconds(300, 3600),
     EXTRACT_SIZE_BYTES_MAX: bytes(200 * 1024 * 1024),
+    EXTRACT_REDIRECTS_MAX: z.coerce.number().int("must be a whole number").min(0, "must be at least 0")
+      .max(20, "must be at most 20").default(5),
     EXTRACT_CSV_SIZE_BYTES_MAX: bytes(2 * 1024 * 1024 * 1024),
     TRANSFORM_TIMEOUT_S: seconds(1800, 6 * 3600),
     SQLMESH_LOG_FILES_MAX: z.coerce.number().int("must be a whole number").min(1, "must be at least 1")

@@ -52,6 +52,25 @@ describe("extract from an HTTP server", () => {
   });
 });
 
+describe("extract follows redirects, within EXTRACT_REDIRECTS_MAX", () => {
+  test("a redirect to the release is followed and the release lands", async (t) => {
+    const release = serve_release(shipped_zip_path, ETAG, LAST_MODIFIED);
+    const server = await start_http_server((request, response) => {
+      if (request.url === "/psdonline/downloads/psd_coffee_csv.zip") {
+        response.writeHead(302, { location: "/mirror/psd_coffee_csv.zip" }).end();
+      } else release(request, response);
+    });
+    const sandbox = make_sandbox({ PSD_SOURCE_URL: server.url });
+    t.after(async () => {
+      await server.close();
+      sandbox.cleanup();
+    });
+    const result = await run_cli(["pipeline", "run", "extract"], sandbox.env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(list_files(sandbox.config.landing_dir), ["psd/2024/10/psd-2024-10-10T12_00_00.csv.gzip"]);
+  });
+});
+
 describe("extract from a file:// URL (the offline default)", () => {
   test("a zip that stores its CSV uncompressed lands it gzipped all the same", async (t) => {
     const sandbox = make_sandbox();
@@ -136,6 +155,10 @@ describe("extract refuses bad upstream data and lands nothing", () => {
     zip.writeUInt32BE((zip.readUInt32BE(middle) ^ 0xffffffff) >>> 0, middle);
     await assert_refused(t, serve_body(zip), /not a readable zip file: .*(check|invalid|incorrect)/i);
   });
+
+  test("a redirect loop", (t) => assert_refused(t, (_request, response) => {
+    response.writeHead(301, { location: "/again" }).end();
+  }, /redirects more than EXTRACT_REDIRECTS_MAX=5 times/));
 
   test("a download over EXTRACT_SIZE_BYTES_MAX", (t) => assert_refused(t, serve_body(fs.readFileSync(shipped_zip_path)),
     /EXTRACT_SIZE_BYTES_MAX=100000/, { EXTRACT_SIZE_BYTES_MAX: "100000" }));
