@@ -1,24 +1,15 @@
 import fs from "node:fs";
+import { proc_stat_fields } from "../lib/proc_stat.js";
 
 // Linux /proc readings for the footprint bench: a process tree's resident memory and CPU time.
 
 const CLOCK_TICKS_PER_S = 100; // USER_HZ, 100 on every Linux architecture we run on
 
-function stat_fields(pid: number): string[] | undefined {
-  try {
-    const text = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may hold spaces: split after its closing parenthesis.
-    return ["", "", ...text.slice(text.lastIndexOf(")") + 2).split(" ")];
-  } catch {
-    return undefined;
-  }
-}
-
 /** `pid` and every process below it. */
 export function process_tree(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
-    const parent = Number(stat_fields(Number(entry))?.[3]);
+    const parent = Number(proc_stat_fields(Number(entry))?.[4]);
     if (Number.isFinite(parent)) children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
   }
   const tree: number[] = [];
@@ -51,8 +42,8 @@ export function resident_bytes(pids: number[], kind: "Rss" | "Pss"): number {
 export function cpu_seconds(pids: number[]): number {
   let ticks = 0;
   for (const pid of pids) {
-    const fields = stat_fields(pid);
-    if (fields) ticks += Number(fields[14]) + Number(fields[15]);
+    const fields = proc_stat_fields(pid);
+    if (fields) ticks += Number(fields[14]) + Number(fields[15]); // user + system
   }
   return ticks / CLOCK_TICKS_PER_S;
 }

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { read_json, write_file_atomic } from "../lib/durable_fs.js";
+import { proc_stat_fields } from "../lib/proc_stat.js";
 import { kill_process_group, process_group_alive } from "../lib/subprocess.js";
 
 // The process groups the running job started, on disk, so that when a worker dies without
@@ -16,13 +17,7 @@ interface RememberedGroup {
 const groups_path = (state_dir: string) => path.join(state_dir, "job_groups.json");
 
 function start_ticks(pid: number): string | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
-  } catch {
-    return null;
-  }
+  return proc_stat_fields(pid)?.[22] ?? null;
 }
 
 export function remember_group(state_dir: string, pgid: number): void {

@@ -3,19 +3,16 @@ import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { sqlmesh_env, sqlmesh_project_dir } from "../jobs/transform/transform.js";
-import { pid_alive, write_hung_sqlmesh } from "./support/fake_sqlmesh.js";
+import { pid_alive } from "../lib/pipeline_lock.js";
+import { wait_until } from "./support/daemon_process.js";
+import { write_hung_sqlmesh } from "./support/fake_sqlmesh.js";
 import { write_revised_release } from "./support/psd_zip.js";
 import { cli_path, make_sandbox, run_cli } from "./support/sandbox.js";
 
-async function wait_for_file(file: string, timeout_ms: number): Promise<void> {
-  const deadline = Date.now() + timeout_ms;
-  while (!fs.existsSync(file) || fs.readFileSync(file, "utf8").trim() === "") {
-    if (Date.now() > deadline) throw new Error(`${file} did not appear within ${timeout_ms} ms`);
-    await sleep(20);
-  }
-}
+/** Waits until `file` holds something: the hung script has written a pid into it. */
+const wait_for_file = (file: string, timeout_ms: number) => wait_until(`${file} to be written`, timeout_ms,
+  () => fs.existsSync(file) && fs.readFileSync(file, "utf8").trim() !== "");
 
 const read_pid = (file: string) => Number(fs.readFileSync(file, "utf8").trim());
 

@@ -20,12 +20,3 @@ wait
 `, { mode: 0o755 });
   return { bin, leader_pid_file, child_pid_file };
 }
-
-export function pid_alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
