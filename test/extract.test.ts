@@ -83,6 +83,22 @@ describe("extract from a file:// URL (the offline default)", () => {
     assert.equal(zlib.gunzipSync(fs.readFileSync(path.join(sandbox.config.landing_dir, landed!))).toString("utf8"), await shipped_csv());
   });
 
+  test("leftovers of a crashed extract are removed at the next start", async (t) => {
+    const sandbox = make_sandbox();
+    t.after(() => sandbox.cleanup());
+    const half_landed = path.join(sandbox.config.landing_dir, "psd", ".incoming", "x.csv.gzip.123.tmp");
+    const half_downloaded = path.join(sandbox.config.materia_state_dir, "downloads", "psd-123.zip");
+    for (const file of [half_landed, half_downloaded]) {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, "cut short by kill -9");
+    }
+    const result = await run_cli(["pipeline", "run", "extract"], sandbox.env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(fs.existsSync(half_landed), false);
+    assert.equal(fs.existsSync(half_downloaded), false);
+    assert.equal(list_files(sandbox.config.landing_dir).length, 1, "only the landed release is left");
+  });
+
   test("lands the shipped release under a content-derived ETag, then is up to date", async (t) => {
     const sandbox = make_sandbox();
     t.after(() => sandbox.cleanup());
