@@ -1,3 +1,4 @@
+import net from "node:net";
 import path from "node:path";
 import { z } from "zod";
 
@@ -58,13 +59,18 @@ export function config_schema(repo_root: string) {
     NOTIFY_TIMEOUT_MS: milliseconds(5000, 60_000),
 
     // web (web/)
-    WEB_HOST: z.string().min(1, "must not be empty").default("127.0.0.1"),
+    // An address, not a name: the daemon binds it before anything could look a name up, and
+    // systemd's ListenStream= (materia-web.socket) takes no host names either.
+    WEB_HOST: z.string().refine((host) => net.isIP(host) !== 0, "must be an IP address such as 127.0.0.1 or ::1")
+      .default("127.0.0.1"),
     WEB_PORT: z.coerce.number().int("must be a whole number").min(0, "must be a port number")
       .max(65535, "must be a port number").default(5000),
     ADMIN_PASSWORD: z.string().default(""),
     WEB_BODY_BYTES_MAX: bytes(16 * 1024),
     WEB_URL_BYTES_MAX: bytes(4 * 1024),
     WEB_SHUTDOWN_GRACE_MS: milliseconds(5000, 60_000),
+    // A new web process (hand-over, re-fork) that does not listen by then is killed; the old one keeps serving.
+    WEB_READY_TIMEOUT_MS: milliseconds(30_000, 600_000),
     // DuckDB runs on libuv's threadpool, shared with fs: keep queries below its size (see main.ts).
     WEB_QUERY_CONCURRENCY_MAX: z.coerce.number().int("must be a whole number").min(1, "must be at least 1")
       .max(64, "must be at most 64").default(3),

@@ -11,7 +11,7 @@ import { close_unfinished_runs, record_run, write_daemon_status, type DaemonStat
 import { self_update } from "./self_update.js";
 import { status_text } from "./status_text.js";
 import { SystemdNotifier } from "./systemd_notify.js";
-import { WebChild } from "./web_child.js";
+import type { LauncherMessage, WorkerMessage } from "./worker_ipc.js";
 
 type CycleResult =
   | { kind: "ok" }
@@ -32,7 +32,6 @@ const stop_margin_ms = 1_000;
 export class Supervisor {
   private readonly notifier: SystemdNotifier;
   private readonly runner: JobRunner;
-  private readonly web: WebChild;
   private readonly alarm = new Alarm();
   private status: DaemonStatus;
   private backoff_cause: string | null = null;
@@ -40,20 +39,12 @@ export class Supervisor {
   private reload_requested = false;
   private cycle_cancel: AbortController | undefined;
   private ready_sent = false;
-  private web_stopped: Promise<void> | undefined;
   /** A commit that failed to build: cycles do not try it again, a SIGHUP does. */
   private unbuildable_commit: string | undefined;
 
   constructor(private readonly config: Config) {
     this.notifier = new SystemdNotifier(config.notify_timeout_ms);
     this.runner = new JobRunner(config);
-    this.web = new WebChild(config, {
-      on_listening: (url, pid) => this.on_web_listening(url, pid),
-      on_exit: (pid) => {
-        if (this.status.web_pid === pid) this.update_status({ web_pid: null, web_url: null });
-      },
-      on_run_now: () => this.on_run_now(),
-    });
     this.status = {
       pid: process.ppid, worker_pid: process.pid, web_pid: null, commit: running_commit(), state: "starting",
       current_job: null, next_run_at: null, last_error: null, web_url: null, updated_at: new Date().toISOString(),
@@ -67,10 +58,12 @@ export class Supervisor {
     // The launcher died (kill -9): nobody would restart or stop this worker; stop as on TERM.
     process.on("disconnect", () => this.on_stop_signal("the daemon's launcher is gone"));
     process.on("SIGHUP", () => this.on_reload_signal());
+    // The web processes are the launcher's (they outlive this worker): it tells us about them.
+    process.on("message", (message: LauncherMessage) => this.on_launcher_message(message));
+    process.send?.({ type: "worker_started" } satisfies WorkerMessage);
     this.update_status({ state: "starting" });
     await this.clean_up_after_a_dead_worker();
     this.notifier.start_watchdog();
-    this.web.start();
 
     let exit_code = 0;
     while (!this.stop_requested) {
@@ -98,7 +91,7 @@ export class Supervisor {
       }
       await this.alarm.sleep(Math.max(0, Date.parse(this.status.next_run_at!) - Date.now()));
     }
-    await this.shut_down(exit_code);
+    this.shut_down(exit_code);
     return exit_code;
   }
 
@@ -200,7 +193,6 @@ export class Supervisor {
     deadline.unref();
     void this.notifier.stopping("stopping");
     this.update_status({ state: "stopping", next_run_at: null });
-    this.web_stopped = this.web.stop(budget_ms);
     this.cycle_cancel?.abort();
     this.alarm.ring();
   }
@@ -223,17 +215,25 @@ export class Supervisor {
     this.alarm.ring();
   }
 
+  private on_launcher_message(message: LauncherMessage): void {
+    switch (message?.type) {
+      case "web_listening": return this.on_web_listening(message.url, message.pid);
+      case "web_exited":
+        if (this.status.web_pid === message.pid) this.update_status({ web_pid: null, web_url: null });
+        return;
+      case "run_now": return this.on_run_now();
+    }
+  }
+
   private on_web_listening(url: string, pid: number): void {
     this.update_status({ web_url: url, web_pid: pid });
     if (this.ready_sent || this.stop_requested) return;
-    // READY=1 once the loop runs and the web child answers.
+    // READY=1 once the loop runs and a web process listens.
     this.ready_sent = true;
     void this.notifier.ready(status_text(this.status, this.backoff_cause));
   }
 
-  private async shut_down(exit_code: number): Promise<void> {
-    const web_budget_ms = Math.max(this.config.stop_timeout_s * 1000 - stop_margin_ms, 500);
-    await (this.web_stopped ?? this.web.stop(web_budget_ms));
+  private shut_down(exit_code: number): void {
     this.notifier.stop_watchdog();
     log.info(exit_code === restart_exit_code ? "worker exiting, to be started again on the checkout as it is now" : "stopped");
   }
@@ -244,13 +244,8 @@ export class Supervisor {
 
   /** A stop step overran its bound: kill what is left rather than outlive STOP_TIMEOUT_S. */
   private force_exit(budget_ms: number): void {
-    log.error(`stop did not finish within ${budget_ms} ms; killing the job's process groups and the web child`);
+    log.error(`stop did not finish within ${budget_ms} ms; killing the job's process groups`);
     this.runner.kill_groups_now();
-    try {
-      if (this.web.pid) process.kill(this.web.pid, "SIGKILL");
-    } catch {
-      // Already gone.
-    }
     process.exit(1);
   }
 

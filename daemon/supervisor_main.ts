@@ -6,7 +6,7 @@ import { Supervisor } from "./supervisor.js";
 
 let supervisor: Supervisor | undefined;
 // A bug must not leave SQLMesh running on its own: kill the job's process groups, then die
-// (the launcher starts a new worker; the web child stops itself when the IPC channel closes).
+// (the launcher starts a new worker; the web, the launcher's child, keeps serving).
 const die = (error: unknown) => {
   log.error(error instanceof Error ? error : new Error(String(error)));
   supervisor?.kill_job_groups_now();

@@ -6,7 +6,11 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import test, { type TestContext } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { pathToFileURL } from "node:url";
 import { read_daemon_status, read_run_history, type RunRecord } from "../daemon/run_history.js";
+import { compiled_path } from "../lib/paths.js";
+import { pid_alive } from "../lib/pipeline_lock.js";
 import { process_group_alive } from "../lib/subprocess.js";
 import { DaemonProcess, http_status, kill_tagged, NotifySocket, processes_tagged, wait_until } from "./support/daemon_process.js";
 import { make_sandbox, run_cli, type Sandbox } from "./support/sandbox.js";
@@ -164,25 +168,38 @@ test("TERM during a running transform: exit 0 within STOP_TIMEOUT_S, no process 
   assert.ok(notify.messages.some((m) => /^STOPPING=1$/m.test(m)));
 });
 
-test("a web child that keeps dying is re-forked after growing delays, capped at RESTART_DELAY_MS_MAX; READY=1 waits until one listens", async (t) => {
-  // Another server holds the port, so each web child fails to listen and exits.
-  const squatter = http.createServer((_req, res) => res.end());
-  await new Promise<void>((resolve) => squatter.listen(0, "127.0.0.1", resolve));
-  const port = (squatter.address() as AddressInfo).port;
-  t.after(() => squatter.close());
-  const { daemon, notify, status } = await daemon_in_sandbox(t, { WEB_PORT: String(port), RESTART_DELAY_MS_MAX: "2000",
-    PIPELINE_INTERVAL_S: "3600" });
+test("a web process that keeps dying is re-forked after growing delays, capped at RESTART_DELAY_MS_MAX; READY=1 waits until one listens", async (t) => {
+  // While the flag file exists, every web process exits at start (test/support/web_dies.ts).
+  const flag_dir = fs.mkdtempSync(path.join(os.tmpdir(), "materia-web-dies-"));
+  t.after(() => fs.rmSync(flag_dir, { recursive: true, force: true }));
+  const flag_file = path.join(flag_dir, "web-dies");
+  fs.writeFileSync(flag_file, "");
+  const { daemon, notify, status } = await daemon_in_sandbox(t, { RESTART_DELAY_MS_MAX: "2000", PIPELINE_INTERVAL_S: "3600",
+    MATERIA_TEST_WEB_DIES: flag_file, NODE_OPTIONS: `--import=${pathToFileURL(compiled_path("test/support/web_dies.ts"))}` });
 
   await wait_until("four re-forks", 30_000, () => daemon.lines.filter((line) => / re-forking in \d+ ms$/.test(line)).length >= 4);
   const delays_ms = daemon.lines.map((line) => / re-forking in (\d+) ms$/.exec(line)?.[1]).filter(Boolean).map(Number);
   assert.deepEqual(delays_ms.slice(0, 4), [500, 1000, 2000, 2000]);
-  assert.ok(daemon.lines.some((line) => /^<3>error: web: pid \d+ exited \(code \d+\)/.test(line)));
-  assert.equal(notify.messages.filter((m) => /^READY=1$/m.test(m)).length, 0, "no READY=1 while no web child listens");
+  assert.ok(daemon.lines.some((line) => /^<3>error: web: pid \d+ exited \(code 1\) after \d+ ms; re-forking in /.test(line)));
+  assert.equal(notify.messages.filter((m) => /^READY=1$/m.test(m)).length, 0, "no READY=1 while no web process listens");
 
-  await new Promise<void>((resolve) => squatter.close(() => resolve()));
+  fs.rmSync(flag_file);
   await notify.wait_for("READY=1", /^READY=1$/m, 10_000);
   assert.equal(await http_status(`${status()!.web_url}/healthz`).then((code) => code !== undefined), true);
   assert.equal((await daemon.terminate(stop_timeout_s * 1000 + 5_000)).code, 0);
+});
+
+test("a port another process listens on stops the daemon at start with one line naming it, exit 1", async (t) => {
+  const squatter = http.createServer((_req, res) => res.end());
+  await new Promise<void>((resolve) => squatter.listen(0, "127.0.0.1", resolve));
+  t.after(() => squatter.close());
+  const port = (squatter.address() as AddressInfo).port;
+  const { daemon, tag } = await daemon_in_sandbox(t, { WEB_PORT: String(port) });
+  const exit = await Promise.race([daemon.exited, sleep(30_000, undefined, { ref: false })]);
+  assert.deepEqual(exit, { code: 1, signal: null });
+  assert.deepEqual(daemon.lines.filter((line) => line.startsWith("<3>")),
+    [`<3>error: daemon: cannot listen on 127.0.0.1:${port}: EADDRINUSE`]);
+  assert.deepEqual(processes_tagged(tag), [], "no worker or web process was started");
 });
 
 test("kill -9 of the daemon's worker during a transform: the daemon (same PID) starts a new worker, which kills the SQLMesh group left behind and closes the run", async (t) => {
@@ -193,7 +210,9 @@ test("kill -9 of the daemon's worker during a transform: the daemon (same PID) s
   const old_worker_pid = status()!.worker_pid!;
 
   process.kill(old_worker_pid, "SIGKILL");
-  await daemon.wait_for_line(new RegExp(`^<3>error: daemon: worker ${old_worker_pid} died \\(SIGKILL\\); starting a new one in \\d+ ms$`), 10_000);
+  const web_pid = status()!.web_pid;
+  assert.ok(web_pid);
+  await daemon.wait_for_line(new RegExp(`^<3>error: daemon: worker ${old_worker_pid} died \\(SIGKILL\\); starting a new one in \\d+ ms; the web keeps serving$`), 10_000);
   await wait_until("the left SQLMesh group killed", 20_000, () => !process_group_alive(pgid));
   await daemon.wait_for_line(/^<4>warn: killed 1 process group\(s\) left by a worker that died$/, 5_000);
   const closed = await wait_until("the dead worker's transform run closed", 5_000,
@@ -201,6 +220,8 @@ test("kill -9 of the daemon's worker during a transform: the daemon (same PID) s
   assert.ok(closed.ended_at);
   assert.equal(status()!.pid, daemon.pid);
   assert.notEqual(status()!.worker_pid, old_worker_pid);
+  await wait_until("the new worker to know the web process", 10_000, () => status()?.web_pid === web_pid);
+  assert.equal(pid_alive(web_pid), true, "the web process the dead worker knew still runs");
 
   assert.equal((await daemon.terminate(stop_timeout_s * 1000 + 5_000)).code, 0);
   assert.deepEqual(processes_tagged(tag), []);

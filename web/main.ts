@@ -1,27 +1,40 @@
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { ConfigError, load_config } from "../config/load.js";
 import { configure_log, log } from "../lib/log.js";
+import { inherited_listen_fd, type WebMessage } from "../lib/web_ipc.js";
 import { create_app } from "./app.js";
 import { load_catalog, type Catalog } from "./catalog.js";
+import { HttpError } from "./errors.js";
 import { ServingReader } from "./serving.js";
 
-// The web process: run alone (`npm run web`) or forked by the daemon, which waits for the
-// "web_listening" message and can receive "run_now" from the admin page.
+// The web process: run alone (`npm run web`, it binds WEB_HOST:WEB_PORT itself) or forked by the
+// daemon's launcher, which owns the listening socket and passes it in (lib/web_ipc.ts), waits for
+// the "web_listening" message and can receive "run_now" from the admin page.
 
 /** After the grace, how long interrupted DuckDB queries get to return before their instance closes. */
 const interrupted_queries_wait_ms = 500;
 
-function main(): void {
+async function main(): Promise<void> {
   let config;
+  let listen_fd;
   try {
     config = load_config();
+    listen_fd = inherited_listen_fd(process.env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     log.error(error.message);
     process.exit(2);
   }
   configure_log({ level: config.log_level, line_bytes_max: config.log_line_bytes_max });
+  process.on("uncaughtException", (error) => {
+    log.error(error);
+    process.exit(1);
+  });
+  process.on("unhandledRejection", (reason) => {
+    log.error(reason instanceof Error ? reason : new Error(String(reason)));
+    process.exit(1);
+  });
   // DuckDB queries run on libuv's threadpool, which fs (static files) shares. The pool has started
   // before any of our code runs (the ESM loader reads files through it), so its size can only come
   // from the environment this process was started with.
@@ -40,29 +53,22 @@ function main(): void {
     load_meta: load_catalog,
     describe_meta: (catalog) => `release ${catalog.release_id}`,
   });
-  const request_run = process.send
-    ? () => {
-      try {
-        return process.send!({ type: "run_now" });
-      } catch {
-        return false; // the channel closed: the daemon is gone
-      }
+  const tell_daemon = (message: WebMessage) => {
+    try {
+      return process.send!(message);
+    } catch {
+      return false; // the channel closed: the daemon is gone
     }
-    : undefined;
+  };
+  const request_run = process.send ? () => tell_daemon({ type: "run_now" }) : undefined;
   const server = http.createServer(create_app(config, reader, request_run));
 
-  server.on("error", (error) => {
-    log.error(`web: cannot listen on ${config.web_host}:${config.web_port}: ${error.message}`);
-    process.exit(1);
-  });
-  server.listen(config.web_port, config.web_host, () => {
-    const { address, port } = server.address() as AddressInfo;
-    const url = `http://${address.includes(":") ? `[${address}]` : address}:${port}`;
-    log.info(`web: listening on ${url}`, { serving: config.serving_duckdb_path });
-    process.send?.({ type: "web_listening", url });
-  });
-
   let stopping = false;
+  // From the stop on, every response ends its keep-alive connection gracefully: the client reads
+  // "Connection: close" and opens its next connection, which the web process that took over accepts.
+  server.prependListener("request", (_request, response) => {
+    if (stopping) response.setHeader("connection", "close");
+  });
   const stop = async (reason: string) => {
     if (stopping) return;
     stopping = true;
@@ -73,8 +79,11 @@ function main(): void {
       log.error("web: stop did not finish in time; exiting");
       process.exit(1);
     }, grace_ms + interrupted_queries_wait_ms + 200).unref();
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
+    // Stop accepting with net.Server's close: http.Server's also closes idle keep-alive connections
+    // at once, and a request already on its way on one of them would meet a reset. An idle one is
+    // closed after its next response, by the keep-alive timeout, or at the end of the grace. The
+    // listening socket stays open in the daemon, which queues new connections for the next web.
+    const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
     const cut = setTimeout(() => server.closeAllConnections(), grace_ms);
     await closed;
     clearTimeout(cut);
@@ -87,14 +96,33 @@ function main(): void {
   process.on("SIGINT", () => void stop("SIGINT"));
   // Forked by the daemon: when it goes away, so do we (nobody would re-fork or stop us).
   process.on("disconnect", () => void stop("the daemon closed the IPC channel"));
-  process.on("uncaughtException", (error) => {
-    log.error(error);
+
+  // Open the serving file before taking connections, so that the first requests after a hand-over
+  // cost what every request costs. Without a file yet, requests say "no data yet".
+  try {
+    await reader.with_snapshot(async () => undefined);
+  } catch (error) {
+    if (!(error instanceof HttpError)) throw error;
+  }
+  if (stopping) return;
+
+  server.on("error", (error) => {
+    log.error(`web: cannot listen on ${listen_fd === undefined ? `${config.web_host}:${config.web_port}` : `fd ${listen_fd}`}: ${error.message}`);
     process.exit(1);
   });
-  process.on("unhandledRejection", (reason) => {
-    log.error(reason instanceof Error ? reason : new Error(String(reason)));
-    process.exit(1);
-  });
+  const on_listening = () => {
+    const { address, port } = server.address() as AddressInfo;
+    const url = `http://${address.includes(":") ? `[${address}]` : address}:${port}`;
+    log.info(`web: listening on ${url}${listen_fd === undefined ? "" : ` (socket fd ${listen_fd} from the daemon)`}`,
+      { serving: config.serving_duckdb_path });
+    if (listen_fd !== undefined && config.web_port !== 0 && (address !== config.web_host || port !== config.web_port)) {
+      log.warn(`web: the daemon's socket listens on ${url}, not on WEB_HOST:WEB_PORT=${config.web_host}:${config.web_port}: ` +
+        "run infra/bootstrap.sh after changing them, so that materia-web.socket follows");
+    }
+    if (process.send) tell_daemon({ type: "web_listening", url });
+  };
+  if (listen_fd === undefined) server.listen(config.web_port, config.web_host, on_listening);
+  else server.listen({ fd: listen_fd }, on_listening);
 }
 
-main();
+await main();
