@@ -1,73 +1,15 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import test from "node:test";
-import { promisify } from "node:util";
 import { read_daemon_status } from "../daemon/run_history.js";
-import { repo_root } from "../lib/paths.js";
-import { DaemonProcess, kill_tagged, NotifySocket, processes_tagged, wait_until } from "./support/daemon_process.js";
+import { DaemonProcess, healthz, kill_tagged, NotifySocket, processes_tagged, wait_until } from "./support/daemon_process.js";
+import { git, make_origin_and_checkout, press_run_now, push_commit } from "./support/git_origin.js";
 import { make_sandbox } from "./support/sandbox.js";
 
-const run = promisify(execFile);
-const git = async (cwd: string, ...args: string[]) =>
-  (await run("git", ["-c", "user.name=materia test", "-c", "user.email=test@materia.invalid", ...args],
-    { cwd, timeout: 60_000 })).stdout.trim();
-
-/**
- * The project as it is in this checkout (tracked and new files, nothing ignored), committed
- * into a fresh repository `work`, a bare `origin` cloned from it, and a `checkout` of origin
- * that shares node_modules and the Python venv and is built: what a production box holds.
- */
-async function make_origin_and_checkout(dir: string) {
-  const work = path.join(dir, "work");
-  const origin = path.join(dir, "origin.git");
-  const checkout = path.join(dir, "checkout");
-  const listed = await run("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-    { cwd: repo_root, maxBuffer: 16 * 1024 * 1024 });
-  for (const file of listed.stdout.split("\0").filter(Boolean)) {
-    const from = path.join(repo_root, file);
-    if (!fs.existsSync(from) || !fs.statSync(from).isFile()) continue; // deleted, not yet committed
-    fs.mkdirSync(path.dirname(path.join(work, file)), { recursive: true });
-    fs.copyFileSync(from, path.join(work, file));
-  }
-  await git(work, "init", "-q", "-b", "main");
-  await git(work, "add", "-A");
-  await git(work, "commit", "-q", "-m", "base");
-  await git(dir, "clone", "-q", "--bare", work, origin);
-  await git(dir, "clone", "-q", origin, checkout);
-  fs.symlinkSync(path.join(repo_root, "node_modules"), path.join(checkout, "node_modules"));
-  fs.symlinkSync(path.join(repo_root, ".venv"), path.join(checkout, ".venv"));
-  await run("npx", ["--no-install", "tsc", "-p", "tsconfig.json"], { cwd: checkout, timeout: 300_000 });
-  return { work, origin, checkout };
-}
-
 const admin_password = "test-admin-password";
-
-/** The operator presses "Run now" on the admin page, as a browser would: Basic auth, the form's CSRF token. */
-async function press_run_now(web_url: string): Promise<number> {
-  const authorization = `Basic ${Buffer.from(`admin:${admin_password}`).toString("base64")}`;
-  const page = await (await fetch(`${web_url}/admin`, { headers: { authorization } })).text();
-  const csrf_token = /name="csrf_token" value="([^"]+)"/.exec(page)?.[1];
-  assert.ok(csrf_token, "the admin page has the Run now form");
-  const response = await fetch(`${web_url}/admin/run-now`, {
-    method: "POST", redirect: "manual", headers: { authorization, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ csrf_token }).toString(),
-  });
-  return response.status;
-}
-
-async function healthz(url: string): Promise<{ status: number; commit?: string } | undefined> {
-  try {
-    const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) });
-    const body = await response.json() as { commit?: string };
-    return { status: response.status, commit: body.commit };
-  } catch {
-    return undefined;
-  }
-}
 
 test("HUP with a newer commit on the git origin: the daemon (same PID) runs it and the web serves it; a failed update keeps the old commit; Run now on the admin page picks up the next one; a commit that does not build is rolled back", async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "materia-update-"));
@@ -96,10 +38,7 @@ test("HUP with a newer commit on the git origin: the daemon (same PID) runs it a
   const first_worker_pid = status()!.worker_pid;
 
   // A newer commit lands on the origin: a code change, as a deploy would push.
-  fs.appendFileSync(path.join(work, "daemon/exit_codes.ts"), "// a newer commit\n");
-  await git(work, "commit", "-q", "-am", "newer");
-  await git(work, "push", "-q", origin, "main");
-  const newer = await git(work, "rev-parse", "--short=12", "HEAD");
+  const newer = await push_commit(work, origin, "daemon/exit_codes.ts", "// a newer commit");
   const notify_seen = notify.messages.length;
 
   const hup_ms = Date.now();
@@ -135,11 +74,8 @@ test("HUP with a newer commit on the git origin: the daemon (same PID) runs it a
   // The origin is back with a third commit; nothing would run for an hour, but the operator
   // presses "Run now": the cycle starts at once, its self-update finds the commit and restarts on it.
   fs.renameSync(`${origin}.gone`, origin);
-  fs.appendFileSync(path.join(work, "daemon/exit_codes.ts"), "// a third commit\n");
-  await git(work, "commit", "-q", "-am", "third");
-  await git(work, "push", "-q", origin, "main");
-  const third = await git(work, "rev-parse", "--short=12", "HEAD");
-  assert.equal(await press_run_now(status()!.web_url!), 303);
+  const third = await push_commit(work, origin, "daemon/exit_codes.ts", "// a third commit");
+  assert.equal(await press_run_now(status()!.web_url!, admin_password), 303);
   await daemon.wait_for_line(new RegExp(`^<6>info: materia daemon ${third} started`), 30_000);
   await wait_until("the web serving the third commit", 30_000, async () => {
     const url = status()?.commit === third ? status()?.web_url : undefined;
@@ -149,10 +85,7 @@ test("HUP with a newer commit on the git origin: the daemon (same PID) runs it a
 
   // A commit that does not compile: the rebuild fails, the checkout goes back to the third
   // commit and is rebuilt, the daemon goes on with it, and later cycles do not try it again.
-  fs.appendFileSync(path.join(work, "daemon/exit_codes.ts"), "export const broken: number = \"not a number\";\n");
-  await git(work, "commit", "-q", "-am", "broken");
-  await git(work, "push", "-q", origin, "main");
-  const broken = await git(work, "rev-parse", "--short=12", "HEAD");
+  const broken = await push_commit(work, origin, "daemon/exit_codes.ts", "export const broken: number = \"not a number\";");
   const lines_before_broken = daemon.lines.length;
   process.kill(daemon.pid, "SIGHUP");
   await daemon.wait_for_line(new RegExp(`^<3>error: update: sh infra/setup.sh failed .*; switching back to ${third}$`), 120_000, lines_before_broken);

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { record_run, write_daemon_status } from "../daemon/run_history.js";
 import { running_commit } from "../lib/version.js";
+import { wait_until } from "./support/daemon_process.js";
 import { make_sandbox, run_cli, type Sandbox } from "./support/sandbox.js";
 import { start_web, type WebProcess } from "./support/web_process.js";
 import { read_wide_csv, world_totals } from "./support/wide_csv.js";
@@ -274,6 +276,34 @@ describe("the web process on its own", () => {
     t.after(() => web.stop());
     for (const path of ["/admin", "/api/admin"]) assert.equal((await get(web.url, path, { headers: basic("") })).status, 404, path);
     assert.equal((await get(web.url, "/admin/run-now", form({}))).status, 404);
+  });
+
+  test("after SIGTERM a keep-alive connection gets its next answer with Connection: close and ends cleanly, never reset", async (t) => {
+    const sandbox = make_sandbox({ WEB_SHUTDOWN_GRACE_MS: "20000" });
+    t.after(() => sandbox.cleanup());
+    const web = await start_web(sandbox.env, "standalone");
+    t.after(() => web.stop());
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    t.after(() => agent.destroy());
+    const get_healthz = () => new Promise<{ response: http.IncomingMessage; reused: boolean; socket: net.Socket }>((resolve, reject) => {
+      const request = http.get(`${web.url}/healthz`, { agent }, (response) => {
+        response.resume();
+        response.on("end", () => resolve({ response, reused: request.reusedSocket, socket: request.socket as net.Socket }));
+      });
+      request.on("error", reject);
+    });
+    const first = await get_healthz();
+    assert.notEqual(first.response.headers.connection, "close", "kept alive before the stop");
+
+    web.child.kill("SIGTERM");
+    await wait_until("the web process stopping", 10_000, () => /web: stopping \(SIGTERM\)/.test(web.output()));
+    const socket_closed = new Promise<boolean>((resolve) => first.socket.once("close", resolve));
+    const second = await get_healthz();
+    assert.equal(second.reused, true, "the second request went over the kept-alive connection");
+    assert.equal(second.response.statusCode, 503, "answered (no data in this sandbox) while stopping");
+    assert.equal(second.response.headers.connection, "close");
+    assert.equal(await socket_closed, false, "the connection closed without an error");
+    assert.equal(await web.stop(), 0);
   });
 
   test("SIGTERM cuts a stalled client after WEB_SHUTDOWN_GRACE_MS and exits 0", async (t) => {

@@ -147,3 +147,14 @@ export async function http_status(url: string, timeout_ms = 5_000): Promise<numb
     return undefined;
   }
 }
+
+/** GET `url`/healthz: its status and the commit the answering web process runs, or undefined when nothing answers. */
+export async function healthz(url: string): Promise<{ status: number; commit?: string } | undefined> {
+  try {
+    const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) });
+    const body = await response.json() as { commit?: string };
+    return { status: response.status, commit: body.commit };
+  } catch {
+    return undefined;
+  }
+}
