@@ -13,7 +13,9 @@
 # /data/materia, /etc/materia, the checkout in /opt/materia switched to MATERIA_GIT_REF,
 # npm ci + infra/setup.sh when package-lock.json changed, /etc/materia/materia.env from the
 # template ONLY when missing (an operator's file is never touched), the systemd units,
-# daemon-reload, a restart if code or units changed, enable --now.
+# daemon-reload, a restart if code or units changed, enable --now. materia-web.socket gets its
+# ListenStream= from WEB_HOST:WEB_PORT in the env file (socket activation: the dashboard's port
+# is systemd's, so a restart of the daemon refuses no connection).
 set -eu
 
 service_user=materia
@@ -22,7 +24,7 @@ data_dir=/data/materia
 config_dir=/etc/materia
 home_dir=/var/lib/materia
 unit_dir=/etc/systemd/system
-units="materia-supervisor.service materia-backup.service materia-backup.timer"
+units="materia-web.socket materia-supervisor.service materia-backup.service materia-backup.timer"
 node_bin=/usr/bin/node
 node_version_min=20.12
 
@@ -113,9 +115,14 @@ else
   say "wrote $env_file from the template: set ADMIN_PASSWORD and BACKUP_RCLONE_REMOTE in it"
 fi
 
+# env_setting NAME DEFAULT: read as systemd's EnvironmentFile= does for this simple case: the
+# last assignment, quotes removed; DEFAULT when unset or empty (config/schema.ts's default).
+env_setting() {
+  value=$(sed -n "s/^$1=//p" "$root$env_file" | tail -n 1 | sed -e 's/^"\(.*\)"$/\1/' -e "s/^'\\(.*\\)'$/\\1/")
+  echo "${value:-$2}"
+}
 # The same ref the daemon's self-update follows, so the two never pull in different directions.
-# Read as systemd's EnvironmentFile= does for this simple case: the last assignment, quotes removed.
-git_ref=$(sed -n 's/^MATERIA_GIT_REF=//p' "$root$env_file" | tail -n 1 | sed -e 's/^"\(.*\)"$/\1/' -e "s/^'\\(.*\\)'$/\\1/")
+git_ref=$(env_setting MATERIA_GIT_REF "")
 code_changed=false
 if [ -n "$git_ref" ]; then
   as_service_user git -C "$root$checkout" fetch --quiet origin
@@ -141,13 +148,28 @@ elif $code_changed; then
   (cd "$checkout" && as_service_user sh infra/setup.sh)
 fi
 
+web_host=$(env_setting WEB_HOST 127.0.0.1)
+web_port=$(env_setting WEB_PORT 5000)
+case $web_host in
+  *:*) listen_stream="[$web_host]:$web_port" ;;
+  *) listen_stream="$web_host:$web_port" ;;
+esac
+# render_unit UNIT: the unit as installed; the socket listens where the env file says.
+render_unit() {
+  sed "s|^ListenStream=.*|ListenStream=$listen_stream|" "$root$checkout/infra/systemd/$1"
+}
+
 units_changed=false
+socket_changed=false
 mkdir -p "$root$unit_dir"
 for unit in $units; do
-  if ! cmp -s "$root$checkout/infra/systemd/$unit" "$root$unit_dir/$unit"; then
-    install -m 0644 "$root$checkout/infra/systemd/$unit" "$root$unit_dir/$unit"
+  if ! render_unit "$unit" | cmp -s - "$root$unit_dir/$unit"; then
+    render_unit "$unit" > "$root$unit_dir/$unit.new"
+    chmod 0644 "$root$unit_dir/$unit.new"
+    mv "$root$unit_dir/$unit.new" "$root$unit_dir/$unit"
     say "installed $unit_dir/$unit"
     units_changed=true
+    if [ "$unit" = materia-web.socket ]; then socket_changed=true; fi
   fi
 done
 
@@ -155,7 +177,10 @@ done
   say "no $config_dir/rclone.conf yet: the backup timer fails until it exists (OPERATIONS.md, Backup)"
 
 if $units_changed; then host systemctl daemon-reload; fi
+# A new or moved socket takes the port over from a running daemon, which holds it itself (or the
+# old address): both stop, and enable --now below starts the socket first, then the daemon.
+if $socket_changed; then host systemctl stop materia-supervisor.service materia-web.socket; fi
 # try-restart touches only a running daemon (an upgrade); a first install is started below.
 if $units_changed || $code_changed; then host systemctl try-restart materia-supervisor.service; fi
-host systemctl enable --now materia-supervisor.service materia-backup.timer
+host systemctl enable --now materia-web.socket materia-supervisor.service materia-backup.timer
 say "done"

@@ -23,6 +23,7 @@ describe("config", () => {
       [{ PSD_SOURCE_URL: "ftp://usda.example/psd.zip" }, /^materia: config: PSD_SOURCE_URL must be an http:\/\/, https:\/\/ or file:\/\/ URL/],
       [{ DUCKDB_PATH: "/tmp/lakehouse.db" }, /^materia: config: DUCKDB_PATH must name a \.duckdb file/],
       [{ LOG_LEVEL: "loud" }, /^materia: config: LOG_LEVEL /],
+      [{ WEB_HOST: "localhost" }, /^materia: config: WEB_HOST must be an IP address such as 127\.0\.0\.1 or ::1 \(got "localhost"\)$/],
       [{ MATERIA_ENV_FILE: "/nonexistent/materia.env" }, /^materia: config: MATERIA_ENV_FILE: no such file \/nonexistent\/materia\.env$/],
     ];
     for (const [settings, expected] of cases) {

@@ -13,7 +13,7 @@ import { repo_root } from "../lib/paths.js";
 
 const bootstrap_path = path.join(repo_root, "infra/bootstrap.sh");
 const template_path = path.join(repo_root, "infra/materia.env.example");
-const units = ["materia-supervisor.service", "materia-backup.service", "materia-backup.timer"];
+const units = ["materia-web.socket", "materia-supervisor.service", "materia-backup.service", "materia-backup.timer"];
 
 interface Run {
   code: number;
@@ -91,7 +91,7 @@ describe("bootstrap.sh --root", () => {
     assert.match(result.stdout, /would run: useradd --system .* materia$/m);
     assert.match(result.stdout, /would run: chown root:materia \/etc\/materia\/materia\.env$/m);
     assert.match(result.stdout, /would run: systemctl daemon-reload$/m);
-    assert.match(result.stdout, /would run: systemctl enable --now materia-supervisor\.service materia-backup\.timer$/m);
+    assert.match(result.stdout, /would run: systemctl enable --now materia-web\.socket materia-supervisor\.service materia-backup\.timer$/m);
   });
 
   test("a second run changes nothing in the tree", async () => {
@@ -115,6 +115,33 @@ describe("bootstrap.sh --root", () => {
     assert.equal(result.code, 0, result.stderr);
     assert.equal(fs.readFileSync(env_file, "utf8"), operator_text);
     assert.equal(mode_of(env_file), "600");
+  });
+
+  test("materia-web.socket listens on WEB_HOST:WEB_PORT of the env file; a new port stops the daemon and the socket, then starts both", async () => {
+    const root = path.join(dir, "socket");
+    const env_file = path.join(root, "etc/materia/materia.env");
+    const socket_unit = path.join(root, "etc/systemd/system/materia-web.socket");
+    fs.mkdirSync(path.dirname(env_file), { recursive: true });
+    fs.writeFileSync(env_file, "WEB_HOST=::1\nWEB_PORT=5001\n");
+    const first = await bootstrap("--root", root, "--repo", origin);
+    assert.equal(first.code, 0, first.stderr);
+    const listen_streams = () => fs.readFileSync(socket_unit, "utf8").split("\n").filter((line) => line.startsWith("ListenStream="));
+    assert.deepEqual(listen_streams(), ["ListenStream=[::1]:5001"]);
+
+    fs.writeFileSync(env_file, "WEB_HOST=::1\nWEB_PORT=5001\nWEB_PORT=\"5002\"\n");
+    const moved = await bootstrap("--root", root, "--repo", origin);
+    assert.equal(moved.code, 0, moved.stderr);
+    assert.deepEqual(listen_streams(), ["ListenStream=[::1]:5002"], "the last assignment wins, quotes removed");
+    const systemctl = moved.stdout.split("\n").filter((line) => /would run: systemctl /.test(line));
+    assert.deepEqual(systemctl.map((line) => line.replace(/^.*would run: /, "")), [
+      "systemctl daemon-reload",
+      "systemctl stop materia-supervisor.service materia-web.socket",
+      "systemctl try-restart materia-supervisor.service",
+      "systemctl enable --now materia-web.socket materia-supervisor.service materia-backup.timer",
+    ]);
+
+    const unchanged = await bootstrap("--root", root, "--repo", origin);
+    assert.doesNotMatch(unchanged.stdout, /systemctl stop/, "the same address: the socket is left alone");
   });
 
   test("a new commit on MATERIA_GIT_REF is switched to on the next run, and the changed unit installed", async () => {

@@ -14,7 +14,7 @@ import { list_files } from "./support/sandbox.js";
 
 const unit_dir = path.join(repo_root, "infra/systemd");
 const template_path = path.join(repo_root, "infra/materia.env.example");
-const units = ["materia-supervisor.service", "materia-backup.service", "materia-backup.timer"];
+const units = ["materia-web.socket", "materia-supervisor.service", "materia-backup.service", "materia-backup.timer"];
 /** Exposure score (0 safe … 10 exposed) each service must stay below: systemd calls < 2.0 "OK". */
 const security_exposure_max = 2.0;
 /** Settings only the units read (not config/schema.ts): keep this list short and explicit. */
@@ -136,6 +136,14 @@ describe("systemd units", () => {
     };
     for (const [key, value] of Object.entries(expected)) assert.deepEqual(s.get(key), [value], key);
     for (const key of ["Service.RestartSec", "Service.WatchdogSec"]) assert.ok(s.has(key), `${key} is missing`);
+  });
+
+  test("materia-web.socket passes one stream socket on the template's WEB_HOST:WEB_PORT to the supervisor", () => {
+    const settings = template_settings();
+    assert.deepEqual(unit_settings("materia-web.socket").get("Socket.ListenStream"), [`${settings.get("WEB_HOST")}:${settings.get("WEB_PORT")}`]);
+    assert.equal(unit_setting("materia-web.socket", "Socket.Service"), "materia-supervisor.service");
+    assert.equal(unit_settings("materia-web.socket").has("Socket.Accept"), false, "one socket for the service (Accept=no), not one per connection");
+    assert.equal(unit_setting("materia-web.socket", "Install.WantedBy"), "sockets.target");
   });
 
   test("TimeoutStopSec leaves the daemon its whole STOP_TIMEOUT_S before systemd kills", async () => {
