@@ -5,6 +5,7 @@ import { check_psd_header, etag_file_stem, landing_path, PSD_CSV_HEADER } from "
 import { newest_release } from "../jobs/landing.js";
 import { failure_line } from "../jobs/transform/transform.js";
 import { format_line } from "../lib/log.js";
+import { cache_key, serving_version } from "../web/pages.js";
 
 describe("publish gate", () => {
   test("publishes a first release and one that grew or shrank a little", () => {
@@ -53,5 +54,31 @@ describe("log lines for journald", () => {
     assert.equal(format_line("error", "boom\nat x", {}), "<3>error: boom\\nat x");
     assert.equal(format_line("warn", "w", { job: "extract" }), '<4>warn: w {"job":"extract"}');
     assert.match(format_line("info", "x".repeat(100_000), {}), /^<6>info: x+…\[cut\]$/);
+  });
+});
+
+describe("page contract", () => {
+  const version = serving_version({ dev: 2049, ino: 11 }, { release_id: "r1", exported_at: "2026-11-25T10:00:00.000Z" });
+  test("a cache key does not depend on the order of the params", () => {
+    assert.equal(cache_key(version, "country", "html", { units: "bags", code: "BR", from: 1960, to: 2023 }),
+      cache_key(version, "country", "html", { to: 2023, from: 1960, code: "BR", units: "bags" }));
+  });
+  test("a cache key differs by release, re-export, file, page, representation and every param", () => {
+    const params = { units: "bags", code: "BR", from: 1960, to: 2023 } as const;
+    const keys = [
+      cache_key(version, "country", "html", params),
+      cache_key(serving_version({ dev: 2049, ino: 11 }, { release_id: "r2", exported_at: "2026-11-25T10:00:00.000Z" }), "country", "html", params),
+      cache_key(serving_version({ dev: 2049, ino: 11 }, { release_id: "r1", exported_at: "2026-11-25T11:00:00.000Z" }), "country", "html", params),
+      cache_key(serving_version({ dev: 2049, ino: 12 }, { release_id: "r1", exported_at: "2026-11-25T10:00:00.000Z" }), "country", "html", params),
+      cache_key(version, "overview", "html", params),
+      cache_key(version, "country", "json", params),
+      cache_key(version, "country", "csv:balance", params),
+      cache_key(version, "country", "html", { ...params, units: "tonnes" }),
+      cache_key(version, "country", "html", { ...params, code: "CO" }),
+      cache_key(version, "country", "html", { ...params, from: 1961 }),
+      cache_key(version, "country", "html", { ...params, to: 2022 }),
+      cache_key(version, "country", "html", { ...params, to: "2023" }),
+    ];
+    assert.equal(new Set(keys).size, keys.length);
   });
 });

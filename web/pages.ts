@@ -3,7 +3,8 @@ import type { Catalog } from "./catalog.js";
 import { bad_request } from "./errors.js";
 import { query_param } from "./inputs.js";
 import { units, type UnitsName } from "./measures.js";
-import type { Row, ServingReader, Snapshot } from "./serving.js";
+import type { Row, ServingFile, ServingReader, Snapshot } from "./serving.js";
+import { read_settings, type Settings } from "./settings.js";
 
 // One query, three renderings (Datasette's rule): a page module loads a model of tables and
 // charts from one snapshot of the serving file; this module serves it as HTML, as JSON under
@@ -47,19 +48,63 @@ export interface PageModel {
   extra?: Record<string, unknown>;
 }
 
-export interface Page {
+/**
+ * Everything a page may read from a request, and nothing else: Express's routes and a fast path
+ * in front of Express both build it, so a page never sees either one's request type.
+ */
+export interface PageInput {
+  /** Decoded path parameters, e.g. { code: "br" } for /country/br. */
+  path_params: Readonly<Record<string, string>>;
+  /** One query parameter: undefined when absent or empty; a repeated one throws a 400. */
+  query(name: string): string | undefined;
+  /** The settings cookie, already checked (a bad cookie throws before a page sees it). */
+  settings: Settings;
+}
+
+/**
+ * Every input a page's response depends on, validated and normalized (units included): two
+ * requests with equal params get the same body from the same serving file.
+ */
+export type PageParams = Readonly<Record<string, string | number>> & { units: UnitsName };
+
+export interface Page<P extends PageParams = PageParams> {
   name: string;
   html_path: string;
   api_path: string;
   csv_path: string;
-  load(req: Request, snapshot: Snapshot<Catalog>): Promise<PageModel>;
+  /** Pure and synchronous (no query): checks and normalizes the input; bad input throws a 400 or 404 HttpError. */
+  parse(input: PageInput, catalog: Catalog): P;
+  /** The queries and the model: depends only on `params` and the snapshot's file. */
+  load(params: P, snapshot: Snapshot<Catalog>): Promise<PageModel>;
+}
+
+/** How a page is sent: its HTML, its JSON twin, or one of its tables as CSV. */
+export type Representation = "html" | "json" | `csv:${string}`;
+
+/** The serving file a response was computed from: a new release or a re-export (new inode) is a new version. */
+export function serving_version(file: Pick<ServingFile, "dev" | "ino">, catalog: Pick<Catalog, "release_id" | "exported_at">): string {
+  return `${catalog.release_id}@${catalog.exported_at}#${file.dev}:${file.ino}`;
+}
+
+/**
+ * What a rendered response is a function of: the serving file version, the page, the
+ * representation and the normalized params (keys sorted, so the order of the query does not matter).
+ */
+export function cache_key(version: string, page: string, representation: Representation, params: PageParams): string {
+  const sorted = Object.keys(params).sort().map((key) => [key, params[key]]);
+  return JSON.stringify([version, page, representation, sorted]);
+}
+
+/** A page's input from an Express request. */
+export function express_page_input(req: Request): PageInput {
+  return { path_params: req.params as Record<string, string>, query: (name) => query_param(req, name), settings: read_settings(req.headers.cookie) };
 }
 
 const converted_kinds: ReadonlySet<ColumnKind> = new Set(["quantity", "change"]);
 
 export function mount_page(app: Express, reader: ServingReader<Catalog>, page: Page): void {
   const load = (req: Request) => reader.with_snapshot(async (snapshot) => ({
-    model: in_units(await page.load(req, snapshot)),
+    model: in_units(await page.load(page.parse(express_page_input(req), snapshot.meta), snapshot)),
     catalog: snapshot.meta,
   }));
 
