@@ -121,7 +121,14 @@ function lost_before_ready(state: WebState, what: string, uptime_ms: number, del
   return refork(state, what, uptime_ms, delays);
 }
 
+/**
+ * A web process that served a while died of something new: another one is forked at once, since
+ * readers wait in the socket's backlog meanwhile. One that keeps dying young: growing delays.
+ */
 function refork(state: WebState, what: string, uptime_ms: number, delays: RestartDelayBounds): WebDecision {
+  if (uptime_ms >= delays.reset_after_ms) {
+    return { state: { ...state, delay_ms: undefined }, actions: [{ kind: "log", level: "error", message: `${what}; re-forking now` }, { kind: "fork" }] };
+  }
   const delay_ms = next_restart_delay_ms(state.delay_ms, uptime_ms, delays);
   return {
     state: { ...state, delay_ms },

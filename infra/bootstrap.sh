@@ -24,7 +24,8 @@ data_dir=/data/materia
 config_dir=/etc/materia
 home_dir=/var/lib/materia
 unit_dir=/etc/systemd/system
-units="materia-web.socket materia-supervisor.service materia-backup.service materia-backup.timer"
+units="materia-supervisor.service materia-backup.service materia-backup.timer"
+socket_unit=materia-web.socket
 node_bin=/usr/bin/node
 node_version_min=20.12
 
@@ -150,6 +151,11 @@ fi
 
 web_host=$(env_setting WEB_HOST 127.0.0.1)
 web_port=$(env_setting WEB_PORT 5000)
+if [ "$web_port" = 0 ]; then
+  # systemd's ListenStream= needs a fixed port; without the socket the daemon binds one itself.
+  say "WEB_PORT=0 (any free port): no $socket_unit; the daemon binds the port itself"
+  socket_unit=""
+fi
 case $web_host in
   *:*) listen_stream="[$web_host]:$web_port" ;;
   *) listen_stream="$web_host:$web_port" ;;
@@ -162,14 +168,14 @@ render_unit() {
 units_changed=false
 socket_changed=false
 mkdir -p "$root$unit_dir"
-for unit in $units; do
+for unit in $socket_unit $units; do
   if ! render_unit "$unit" | cmp -s - "$root$unit_dir/$unit"; then
     render_unit "$unit" > "$root$unit_dir/$unit.new"
     chmod 0644 "$root$unit_dir/$unit.new"
     mv "$root$unit_dir/$unit.new" "$root$unit_dir/$unit"
     say "installed $unit_dir/$unit"
     units_changed=true
-    if [ "$unit" = materia-web.socket ]; then socket_changed=true; fi
+    if [ "$unit" = "$socket_unit" ]; then socket_changed=true; fi
   fi
 done
 
@@ -179,8 +185,9 @@ done
 if $units_changed; then host systemctl daemon-reload; fi
 # A new or moved socket takes the port over from a running daemon, which holds it itself (or the
 # old address): both stop, and enable --now below starts the socket first, then the daemon.
-if $socket_changed; then host systemctl stop materia-supervisor.service materia-web.socket; fi
+if $socket_changed; then host systemctl stop materia-supervisor.service "$socket_unit"; fi
 # try-restart touches only a running daemon (an upgrade); a first install is started below.
 if $units_changed || $code_changed; then host systemctl try-restart materia-supervisor.service; fi
-host systemctl enable --now materia-web.socket materia-supervisor.service materia-backup.timer
+# shellcheck disable=SC2086 # no word when there is no socket unit
+host systemctl enable --now $socket_unit materia-supervisor.service materia-backup.timer
 say "done"

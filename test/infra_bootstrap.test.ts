@@ -144,6 +144,18 @@ describe("bootstrap.sh --root", () => {
     assert.doesNotMatch(unchanged.stdout, /systemctl stop/, "the same address: the socket is left alone");
   });
 
+  test("with WEB_PORT=0 (any free port) no socket unit is installed: the daemon binds the port itself", async () => {
+    const root = path.join(dir, "any-port");
+    const env_file = path.join(root, "etc/materia/materia.env");
+    fs.mkdirSync(path.dirname(env_file), { recursive: true });
+    fs.writeFileSync(env_file, "WEB_PORT=0\n");
+    const result = await bootstrap("--root", root, "--repo", origin);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(fs.existsSync(path.join(root, "etc/systemd/system/materia-web.socket")), false);
+    assert.match(result.stdout, /^bootstrap: WEB_PORT=0 \(any free port\): no materia-web\.socket; the daemon binds the port itself$/m);
+    assert.match(result.stdout, /would run: systemctl enable --now materia-supervisor\.service materia-backup\.timer$/m);
+  });
+
   test("a new commit on MATERIA_GIT_REF is switched to on the next run, and the changed unit installed", async () => {
     const root = path.join(dir, "upgrade");
     assert.equal((await bootstrap("--root", root, "--repo", origin)).code, 0);

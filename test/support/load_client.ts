@@ -41,9 +41,9 @@ export class LoadClient {
     return performance.now();
   }
 
-  /** The requests started at or after `from_ms` (and before `to_ms`). */
+  /** The finished requests that were under way at some time in [from_ms, to_ms). */
   window(from_ms: number, to_ms = Infinity): LoadRequest[] {
-    return this.requests.filter((request) => request.started_ms >= from_ms && request.started_ms < to_ms);
+    return this.requests.filter((request) => request.started_ms < to_ms && request.started_ms + request.latency_ms >= from_ms);
   }
 
   async stop(): Promise<void> {
