@@ -5,11 +5,34 @@ import os from "node:os";
 import path from "node:path";
 import test from "node:test";
 import { read_daemon_status } from "../daemon/run_history.js";
-import { DaemonProcess, healthz, kill_tagged, NotifySocket, processes_tagged, wait_until } from "./support/daemon_process.js";
-import { git, make_origin_and_checkout, press_run_now, push_commit } from "./support/git_origin.js";
+import { clone_linked_checkout, git, make_origin } from "./support/git_origin.js";
+import { DaemonProcess, kill_tagged, NotifySocket, processes_tagged, wait_until } from "./support/daemon_process.js";
 import { make_sandbox } from "./support/sandbox.js";
 
 const admin_password = "test-admin-password";
+
+/** The operator presses "Run now" on the admin page, as a browser would: Basic auth, the form's CSRF token. */
+async function press_run_now(web_url: string): Promise<number> {
+  const authorization = `Basic ${Buffer.from(`admin:${admin_password}`).toString("base64")}`;
+  const page = await (await fetch(`${web_url}/admin`, { headers: { authorization } })).text();
+  const csrf_token = /name="csrf_token" value="([^"]+)"/.exec(page)?.[1];
+  assert.ok(csrf_token, "the admin page has the Run now form");
+  const response = await fetch(`${web_url}/admin/run-now`, {
+    method: "POST", redirect: "manual", headers: { authorization, "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ csrf_token }).toString(),
+  });
+  return response.status;
+}
+
+async function healthz(url: string): Promise<{ status: number; commit?: string } | undefined> {
+  try {
+    const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) });
+    const body = await response.json() as { commit?: string };
+    return { status: response.status, commit: body.commit };
+  } catch {
+    return undefined;
+  }
+}
 
 test("HUP with a newer commit on the git origin: the daemon (same PID) runs it and the web serves it; a failed update keeps the old commit; Run now on the admin page picks up the next one; a commit that does not build is rolled back", async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "materia-update-"));
@@ -27,7 +50,9 @@ test("HUP with a newer commit on the git origin: the daemon (same PID) runs it a
     sandbox.cleanup();
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  const { work, origin, checkout } = await make_origin_and_checkout(dir);
+  const { work, origin } = await make_origin(dir);
+  const checkout = path.join(dir, "checkout");
+  await clone_linked_checkout(origin, checkout);
   const base = await git(checkout, "rev-parse", "--short=12", "HEAD");
   const status = () => read_daemon_status(sandbox.config.materia_state_dir);
 
@@ -38,7 +63,10 @@ test("HUP with a newer commit on the git origin: the daemon (same PID) runs it a
   const first_worker_pid = status()!.worker_pid;
 
   // A newer commit lands on the origin: a code change, as a deploy would push.
-  const newer = await push_commit(work, origin, "daemon/exit_codes.ts", "// a newer commit");
+  fs.appendFileSync(path.join(work, "daemon/exit_codes.ts"), "// a newer commit\n");
+  await git(work, "commit", "-q", "-am", "newer");
+  await git(work, "push", "-q", origin, "main");
+  const newer = await git(work, "rev-parse", "--short=12", "HEAD");
   const notify_seen = notify.messages.length;
 
   const hup_ms = Date.now();
@@ -74,8 +102,11 @@ test("HUP with a newer commit on the git origin: the daemon (same PID) runs it a
   // The origin is back with a third commit; nothing would run for an hour, but the operator
   // presses "Run now": the cycle starts at once, its self-update finds the commit and restarts on it.
   fs.renameSync(`${origin}.gone`, origin);
-  const third = await push_commit(work, origin, "daemon/exit_codes.ts", "// a third commit");
-  assert.equal(await press_run_now(status()!.web_url!, admin_password), 303);
+  fs.appendFileSync(path.join(work, "daemon/exit_codes.ts"), "// a third commit\n");
+  await git(work, "commit", "-q", "-am", "third");
+  await git(work, "push", "-q", origin, "main");
+  const third = await git(work, "rev-parse", "--short=12", "HEAD");
+  assert.equal(await press_run_now(status()!.web_url!), 303);
   await daemon.wait_for_line(new RegExp(`^<6>info: materia daemon ${third} started`), 30_000);
   await wait_until("the web serving the third commit", 30_000, async () => {
     const url = status()?.commit === third ? status()?.web_url : undefined;
@@ -85,7 +116,10 @@ test("HUP with a newer commit on the git origin: the daemon (same PID) runs it a
 
   // A commit that does not compile: the rebuild fails, the checkout goes back to the third
   // commit and is rebuilt, the daemon goes on with it, and later cycles do not try it again.
-  const broken = await push_commit(work, origin, "daemon/exit_codes.ts", "export const broken: number = \"not a number\";");
+  fs.appendFileSync(path.join(work, "daemon/exit_codes.ts"), "export const broken: number = \"not a number\";\n");
+  await git(work, "commit", "-q", "-am", "broken");
+  await git(work, "push", "-q", origin, "main");
+  const broken = await git(work, "rev-parse", "--short=12", "HEAD");
   const lines_before_broken = daemon.lines.length;
   process.kill(daemon.pid, "SIGHUP");
   await daemon.wait_for_line(new RegExp(`^<3>error: update: sh infra/setup.sh failed .*; switching back to ${third}$`), 120_000, lines_before_broken);

@@ -1,4 +1,3 @@
-import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -11,15 +10,21 @@ export const git = async (cwd: string, ...args: string[]) =>
   (await run("git", ["-c", "user.name=materia test", "-c", "user.email=test@materia.invalid", ...args],
     { cwd, timeout: 60_000 })).stdout.trim();
 
+/** A bare `origin` the daemon updates from, and the `work` clone where a test makes new commits. */
+export interface GitOrigin {
+  work: string;
+  origin: string;
+  /** Commits what `change` did in `work` and pushes it to origin; the new commit, short as the daemon logs it. */
+  push_commit(message: string, change: (work: string) => void): Promise<string>;
+}
+
 /**
- * The project as it is in this checkout (tracked and new files, nothing ignored), committed
- * into a fresh repository `work`, a bare `origin` cloned from it, and a `checkout` of origin
- * that shares node_modules and the Python venv and is built: what a production box holds.
+ * The project as it is in this checkout (tracked and new files, nothing ignored), committed into
+ * a fresh repository `dir/work`, and a bare `dir/origin.git` cloned from it.
  */
-export async function make_origin_and_checkout(dir: string) {
+export async function make_origin(dir: string): Promise<GitOrigin> {
   const work = path.join(dir, "work");
   const origin = path.join(dir, "origin.git");
-  const checkout = path.join(dir, "checkout");
   const listed = await run("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
     { cwd: repo_root, maxBuffer: 16 * 1024 * 1024 });
   for (const file of listed.stdout.split("\0").filter(Boolean)) {
@@ -32,30 +37,26 @@ export async function make_origin_and_checkout(dir: string) {
   await git(work, "add", "-A");
   await git(work, "commit", "-q", "-m", "base");
   await git(dir, "clone", "-q", "--bare", work, origin);
-  await git(dir, "clone", "-q", origin, checkout);
+  return {
+    work,
+    origin,
+    async push_commit(message, change) {
+      change(work);
+      await git(work, "add", "-A");
+      await git(work, "commit", "-q", "-m", message);
+      await git(work, "push", "-q", origin, "main");
+      return git(work, "rev-parse", "--short=12", "HEAD");
+    },
+  };
+}
+
+/**
+ * A clone of `origin` in `checkout` that shares this checkout's node_modules and Python venv
+ * (symlinks: read them only) and is built: what a production box holds.
+ */
+export async function clone_linked_checkout(origin: string, checkout: string): Promise<void> {
+  await git(path.dirname(checkout), "clone", "-q", origin, checkout);
   fs.symlinkSync(path.join(repo_root, "node_modules"), path.join(checkout, "node_modules"));
   fs.symlinkSync(path.join(repo_root, ".venv"), path.join(checkout, ".venv"));
   await run("npx", ["--no-install", "tsc", "-p", "tsconfig.json"], { cwd: checkout, timeout: 300_000 });
-  return { work, origin, checkout };
-}
-
-/** A newer commit on the origin, as a deploy would push: `line` appended to `file` of `work`. Its short hash. */
-export async function push_commit(work: string, origin: string, file: string, line: string): Promise<string> {
-  fs.appendFileSync(path.join(work, file), `${line}\n`);
-  await git(work, "commit", "-q", "-am", line);
-  await git(work, "push", "-q", origin, "main");
-  return git(work, "rev-parse", "--short=12", "HEAD");
-}
-
-/** The operator presses "Run now" on the admin page, as a browser would: Basic auth, the form's CSRF token. */
-export async function press_run_now(web_url: string, admin_password: string): Promise<number> {
-  const authorization = `Basic ${Buffer.from(`admin:${admin_password}`).toString("base64")}`;
-  const page = await (await fetch(`${web_url}/admin`, { headers: { authorization } })).text();
-  const csrf_token = /name="csrf_token" value="([^"]+)"/.exec(page)?.[1];
-  assert.ok(csrf_token, "the admin page has the Run now form");
-  const response = await fetch(`${web_url}/admin/run-now`, {
-    method: "POST", redirect: "manual", headers: { authorization, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ csrf_token }).toString(),
-  });
-  return response.status;
 }

@@ -4,7 +4,7 @@ import path from "node:path";
 import { read_daemon_status, type DaemonStatus } from "../../daemon/run_history.js";
 import { pid_alive } from "../../lib/pipeline_lock.js";
 import { DaemonProcess, healthz, kill_tagged, wait_until } from "./daemon_process.js";
-import { make_origin_and_checkout, press_run_now, push_commit } from "./git_origin.js";
+import { clone_linked_checkout, make_origin, type GitOrigin } from "./git_origin.js";
 import { make_sandbox, type Sandbox } from "./sandbox.js";
 
 // The events that replace a process of the daemon under load, each resolving once the daemon has
@@ -12,12 +12,29 @@ import { make_sandbox, type Sandbox } from "./sandbox.js";
 
 const admin_password = "handover-admin-password";
 
+/** The operator presses "Run now" on the admin page, as a browser would: Basic auth, the form's CSRF token. */
+async function press_run_now(web_url: string): Promise<number> {
+  const authorization = `Basic ${Buffer.from(`admin:${admin_password}`).toString("base64")}`;
+  const page = await (await fetch(`${web_url}/admin`, { headers: { authorization } })).text();
+  const csrf_token = /name="csrf_token" value="([^"]+)"/.exec(page)?.[1];
+  if (!csrf_token) throw new Error("the admin page has no Run now form");
+  const response = await fetch(`${web_url}/admin/run-now`, {
+    method: "POST", redirect: "manual", headers: { authorization, "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ csrf_token }).toString(),
+  });
+  return response.status;
+}
+
+/** A newer commit of a code file on the origin, as a deploy pushes it; its hash. */
+const push_code_change = (origin: GitOrigin, message: string) =>
+  origin.push_commit(message, (work) => fs.appendFileSync(path.join(work, "daemon/exit_codes.ts"), `// ${message}\n`));
+
 /** A daemon on a checkout of a temporary git origin, its first cycle published: what a production box runs. */
 export class DeployedDaemon {
   private constructor(
     readonly dir: string,
     readonly sandbox: Sandbox,
-    readonly origin: { work: string; origin: string; checkout: string },
+    readonly origin: GitOrigin,
     readonly daemon: DaemonProcess,
     readonly web_url: string,
     /** In the environment of every process of the daemon (processes_tagged). */
@@ -32,8 +49,10 @@ export class DeployedDaemon {
     const tag = crypto.randomUUID();
     let daemon: DaemonProcess | undefined;
     try {
-      const origin = await make_origin_and_checkout(dir);
-      daemon = new DaemonProcess(sandbox.env, tag, path.join(origin.checkout, "dist/cli/materia.js"));
+      const origin = await make_origin(dir);
+      const checkout = path.join(dir, "checkout");
+      await clone_linked_checkout(origin.origin, checkout);
+      daemon = new DaemonProcess(sandbox.env, tag, path.join(checkout, "dist/cli/materia.js"));
       const status = () => read_daemon_status(sandbox.config.materia_state_dir);
       const web_url = await wait_until("the first cycle to publish", 180_000, () => (status()?.state === "idle" && status()?.web_url) || undefined);
       return new DeployedDaemon(dir, sandbox, origin, daemon, web_url, tag);
@@ -70,7 +89,7 @@ export class DeployedDaemon {
 
   /** A newer commit on the origin, then kill -HUP; resolves once it is served and the old web process is gone. Its hash. */
   async hup_with_new_commit(): Promise<string> {
-    const newer = await push_commit(this.origin.work, this.origin.origin, "daemon/exit_codes.ts", `// deployed by HUP ${crypto.randomUUID()}`);
+    const newer = await push_code_change(this.origin, `deployed by HUP ${crypto.randomUUID()}`);
     await this.handed_over_to(newer, () => process.kill(this.daemon.pid, "SIGHUP"));
     return newer;
   }
@@ -79,9 +98,9 @@ export class DeployedDaemon {
   async cycle_with_new_commit(): Promise<string> {
     // A worker started on a new commit runs a cycle at once; "Run now" is ignored until it is done.
     await wait_until("the daemon idle", 180_000, () => this.status().state === "idle");
-    const newer = await push_commit(this.origin.work, this.origin.origin, "daemon/exit_codes.ts", `// found by a cycle ${crypto.randomUUID()}`);
+    const newer = await push_code_change(this.origin, `found by a cycle ${crypto.randomUUID()}`);
     await this.handed_over_to(newer, async () => {
-      const status = await press_run_now(this.web_url, admin_password);
+      const status = await press_run_now(this.web_url);
       if (status !== 303) throw new Error(`Run now answered ${status}`);
     });
     return newer;
