@@ -11,7 +11,7 @@ import { figure, sample, seconds_of, type Figure } from "./stats.js";
 import type { BenchContext } from "./workspace.js";
 
 const MB = 1024 * 1024;
-const ADMIN_PASSWORD = "bench-admin";
+const ADMIN_PASSWORD = "bench-admin-password";
 
 /** 6. Idle footprint of daemon + web, against the floor: as many bare idle Node processes. */
 async function footprint(daemon: DaemonProcess, window_s: number): Promise<Figure[]> {

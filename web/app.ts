@@ -1,10 +1,10 @@
 import path from "node:path";
 import express, { type NextFunction, type Request, type Response } from "express";
-import helmet from "helmet";
 import type { Config } from "../config/schema.js";
 import { log } from "../lib/log.js";
 import { repo_root } from "../lib/paths.js";
 import type { Catalog } from "./catalog.js";
+import { make_csrf, refuse_cross_site } from "./csrf.js";
 import { HttpError } from "./errors.js";
 import { format_cell, mount_page } from "./pages.js";
 import { mount_admin, type RequestRun } from "./routes/admin.js";
@@ -13,6 +13,7 @@ import { mount_health } from "./routes/health.js";
 import { overview_page } from "./routes/overview.js";
 import { rankings_page } from "./routes/rankings.js";
 import { mount_settings } from "./routes/settings.js";
+import { security_headers } from "./security_headers.js";
 import type { ServingReader } from "./serving.js";
 import { SettingsCookieError, settings_cookie_name } from "./settings.js";
 
@@ -31,6 +32,8 @@ export function create_app(config: Config, reader: ServingReader<Catalog>, reque
   app.set("views", views_dir);
   app.set("view engine", "ejs");
   app.set("query parser", "simple");
+  // req.ip, req.secure and req.host believe X-Forwarded-* only from these proxies (off by default).
+  app.set("trust proxy", config.web_trust_proxy);
   app.locals.format_cell = format_cell;
 
   app.use(access_log);
@@ -40,38 +43,31 @@ export function create_app(config: Config, reader: ServingReader<Catalog>, reque
     }
     next();
   });
-  app.use(helmet({
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: {
-        defaultSrc: ["'self'"],
-        scriptSrc: ["'self'"],
-        styleSrc: ["'self'"],
-        imgSrc: ["'self'", "data:"],
-        connectSrc: ["'self'"],
-        fontSrc: ["'self'"],
-        objectSrc: ["'none'"],
-        baseUri: ["'none'"],
-        formAction: ["'self'"],
-        frameAncestors: ["'none'"],
-      },
-    },
-  }));
+  const header_policy = { hsts_max_age_s: config.web_hsts_max_age_s, hsts_include_subdomains: config.web_hsts_include_subdomains };
+  app.use((req, res, next) => {
+    // req.secure: TLS as reported by a trusted proxy (X-Forwarded-Proto), never by anyone else.
+    res.set(security_headers(header_policy, req.secure));
+    next();
+  });
   app.use("/static/vendor/chartjs", express.static(chartjs_dir, { index: false, maxAge: "1d" }));
   app.use("/static", express.static(public_dir, { index: false, maxAge: "1h" }));
   app.use((_req, res, next) => {
     // The data changes when a new serving file is swapped in: always revalidate (ETag).
     res.set("Cache-Control", "no-cache");
+    // The settings cookie changes pages, their JSON and CSV, and the settings form: caches must key on it.
+    res.vary("Cookie");
     // Freshness for pages without a snapshot of their own (errors, admin); pages pass their own.
     res.locals.catalog = reader.serving_meta();
     next();
   });
 
+  app.use(refuse_cross_site);
+  const csrf = make_csrf();
   mount_health(app, reader);
   for (const page of [overview_page, rankings_page, country_page]) mount_page(app, reader, page);
   mount_country_picker(app, reader);
-  mount_settings(app, reader, config);
-  mount_admin(app, reader, config, request_run);
+  mount_settings(app, reader, config, csrf);
+  mount_admin(app, reader, config, csrf, request_run);
 
   app.use((_req, _res, next) => next(new HttpError(404, "no such page")));
   app.use(error_handler);
