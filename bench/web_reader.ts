@@ -1,12 +1,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import autocannon from "autocannon";
-import type { Request } from "express";
 import { load_config } from "../config/load.js";
 import { write_revised_release } from "../test/support/psd_zip.js";
 import { run_cli } from "../test/support/sandbox.js";
 import { start_web, type WebProcess } from "../test/support/web_process.js";
 import { load_catalog, type Catalog } from "../web/catalog.js";
+import { default_settings } from "../web/settings.js";
+import type { Page, PageInput } from "../web/pages.js";
 import { country_page } from "../web/routes/country.js";
 import { overview_page } from "../web/routes/overview.js";
 import { ServingReader } from "../web/serving.js";
@@ -73,8 +74,9 @@ async function http_vs_in_process(context: BenchContext, web: WebProcess, durati
   });
   const figures: Figure[] = [];
   try {
-    for (const [id, route, page, params] of [["2a", OVERVIEW, overview_page, {}], ["2b", COUNTRY, country_page, { code: "BR" }]] as const) {
-      const request = { query: {}, params, headers: {}, cookies: {} } as unknown as Request;
+    const pages: [string, string, Page, Record<string, string>][] = [["2a", OVERVIEW, overview_page, {}], ["2b", COUNTRY, country_page, { code: "BR" }]];
+    for (const [id, route, page, path_params] of pages) {
+      const input: PageInput = { path_params, query: () => undefined, settings: default_settings };
       const times = await side_by_side(runs,
         async () => (await load(web.url + route, duration_s)).requests_per_s,
         async () => {
@@ -82,7 +84,7 @@ async function http_vs_in_process(context: BenchContext, web: WebProcess, durati
           const deadline = Date.now() + duration_s * 1000;
           await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
             while (Date.now() < deadline) {
-              await reader.with_snapshot((snapshot) => page.load(request, snapshot));
+              await reader.with_snapshot((snapshot) => page.load(page.parse(input, snapshot.meta), snapshot));
               done++;
             }
           }));

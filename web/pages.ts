@@ -1,9 +1,13 @@
+import assert from "node:assert/strict";
 import type { Express, Request } from "express";
 import type { Catalog } from "./catalog.js";
 import { bad_request } from "./errors.js";
 import { query_param } from "./inputs.js";
 import { units, type UnitsName } from "./measures.js";
-import type { Row, ServingReader, Snapshot } from "./serving.js";
+import type { PageResponses } from "./page_responses.js";
+import type { ResponseBody } from "./prepared_response.js";
+import type { Row, ServingFile, Snapshot } from "./serving.js";
+import { read_settings, type Settings } from "./settings.js";
 
 // One query, three renderings (Datasette's rule): a page module loads a model of tables and
 // charts from one snapshot of the serving file; this module serves it as HTML, as JSON under
@@ -47,52 +51,110 @@ export interface PageModel {
   extra?: Record<string, unknown>;
 }
 
-export interface Page {
+/**
+ * Everything a page may read from a request, and nothing else: Express's routes and a fast path
+ * in front of Express both build it, so a page never sees either one's request type.
+ */
+export interface PageInput {
+  /** Decoded path parameters, e.g. { code: "br" } for /country/br. */
+  path_params: Readonly<Record<string, string>>;
+  /** One query parameter: undefined when absent or empty; a repeated one throws a 400. */
+  query(name: string): string | undefined;
+  /** The settings cookie, already checked (a bad cookie throws before a page sees it). */
+  settings: Settings;
+}
+
+/**
+ * Every input a page's response depends on, validated and normalized (units included): two
+ * requests with equal params get the same body from the same serving file.
+ */
+export type PageParams = Readonly<Record<string, string | number>> & { units: UnitsName };
+
+export interface Page<P extends PageParams = PageParams> {
   name: string;
   html_path: string;
   api_path: string;
   csv_path: string;
-  load(req: Request, snapshot: Snapshot<Catalog>): Promise<PageModel>;
+  /** Pure and synchronous (no query): checks and normalizes the input; bad input throws a 400 or 404 HttpError. */
+  parse(input: PageInput, catalog: Catalog): P;
+  /** The queries and the model: depends only on `params` and the snapshot's file. */
+  load(params: P, snapshot: Snapshot<Catalog>): Promise<PageModel>;
+}
+
+/** How a page is sent: its HTML, its JSON twin, or one of its tables as CSV. */
+export type Representation = "html" | "json" | `csv:${string}`;
+
+/** The serving file a response was computed from: a new release or a re-export (new inode) is a new version. */
+export function serving_version(file: Pick<ServingFile, "dev" | "ino">, catalog: Pick<Catalog, "release_id" | "exported_at">): string {
+  return `${catalog.release_id}@${catalog.exported_at}#${file.dev}:${file.ino}`;
+}
+
+/**
+ * What a rendered response is a function of: the serving file version, the page, the
+ * representation and the normalized params (keys sorted, so the order of the query does not matter).
+ */
+export function cache_key(version: string, page: string, representation: Representation, params: PageParams): string {
+  const sorted = Object.keys(params).sort().map((key) => [key, params[key]]);
+  return JSON.stringify([version, page, representation, sorted]);
+}
+
+/** A page's input from an Express request. */
+export function express_page_input(req: Request): PageInput {
+  return { path_params: req.params as Record<string, string>, query: (name) => query_param(req, name), settings: read_settings(req.headers.cookie) };
 }
 
 const converted_kinds: ReadonlySet<ColumnKind> = new Set(["quantity", "change"]);
 
-export function mount_page(app: Express, reader: ServingReader<Catalog>, page: Page): void {
-  const load = (req: Request) => reader.with_snapshot(async (snapshot) => ({
-    model: in_units(await page.load(req, snapshot)),
-    catalog: snapshot.meta,
-  }));
+export type RepresentationKind = "html" | "json" | "csv";
 
-  app.get(page.html_path, async (req, res) => {
-    const { model, catalog } = await load(req);
-    const links = data_links(page, model);
-    res.render(model.view, { model, catalog, links, unit_label: units[model.units].label });
-  });
+/** The representation a request asks for: a CSV names its table (?table=, else the page's first). */
+export function representation_of(kind: RepresentationKind, input: PageInput): Representation {
+  return kind === "csv" ? `csv:${input.query("table") ?? ""}` : kind;
+}
 
+/** Renders an EJS view of the app to a string. */
+export type RenderHtml = (view: string, locals: Record<string, unknown>) => Promise<string>;
+
+/** The body of one representation of a page: the model loaded once, converted to its units, rendered. */
+export async function render_page(page: Page, representation: Representation, params: PageParams, snapshot: Snapshot<Catalog>,
+  render_html: RenderHtml): Promise<ResponseBody> {
+  const model = in_units(await page.load(params, snapshot));
+  const catalog = snapshot.meta;
+  const links = data_links(page, model);
+  if (representation === "html") {
+    return { body: await render_html(model.view, { model, catalog, links, unit_label: units[model.units].label }),
+      content_type: "text/html; charset=utf-8" };
+  }
+  if (representation === "json") {
+    return {
+      body: JSON.stringify({
+        release_id: catalog.release_id,
+        exported_at: catalog.exported_at,
+        units: model.units,
+        units_label: units[model.units].label,
+        ...model.params,
+        tables: model.tables,
+        csv: Object.fromEntries(Object.keys(model.tables).map((key) => [key, links.csv(key)])),
+      }),
+      content_type: "application/json; charset=utf-8",
+    };
+  }
+  const names = Object.keys(model.tables);
+  const name = representation.slice("csv:".length) || names[0]!;
+  const table = Object.hasOwn(model.tables, name) ? model.tables[name]! : undefined;
+  if (!table) throw bad_request(`table must be one of ${names.join(", ")}`);
+  const file = `beanflows_${[page.name, ...Object.values(model.params), name, model.units].join("_")}.csv`;
+  // Every part comes from checked inputs or fixed names: nothing to quote or escape.
+  assert.match(file, /^[\w.-]+$/, "a CSV file name is plain");
+  return { body: to_csv(table), content_type: "text/csv; charset=utf-8", content_disposition: `attachment; filename="${file}"` };
+}
+
+/** Serves a page's HTML, JSON and CSV through `responses` (which caches them). */
+export function mount_page(app: Express, responses: PageResponses, page: Page): void {
+  app.get(page.html_path, (req, res) => responses.respond(req, res, page, "html"));
   // The CSV route first: /api/country/:code would also match BR.csv.
-  app.get(page.csv_path, async (req, res) => {
-    const { model } = await load(req);
-    const names = Object.keys(model.tables);
-    const name = query_param(req, "table") ?? names[0]!;
-    const table = Object.hasOwn(model.tables, name) ? model.tables[name]! : undefined;
-    if (!table) throw bad_request(`table must be one of ${names.join(", ")}`);
-    const file = [page.name, ...Object.values(model.params), name, model.units].join("_");
-    res.type("text/csv").attachment(`beanflows_${file}.csv`).send(to_csv(table));
-  });
-
-  app.get(page.api_path, async (req, res) => {
-    const { model, catalog } = await load(req);
-    const links = data_links(page, model);
-    res.json({
-      release_id: catalog.release_id,
-      exported_at: catalog.exported_at,
-      units: model.units,
-      units_label: units[model.units].label,
-      ...model.params,
-      tables: model.tables,
-      csv: Object.fromEntries(Object.keys(model.tables).map((key) => [key, links.csv(key)])),
-    });
-  });
+  app.get(page.csv_path, (req, res) => responses.respond(req, res, page, "csv"));
+  app.get(page.api_path, (req, res) => responses.respond(req, res, page, "json"));
 }
 
 /** The JSON and CSV addresses of what the page shows, with every resolved input made explicit. */

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
 import { log } from "../lib/log.js";
+import { ServingFileRefused } from "../lib/serving_schema.js";
 import { HttpError, no_data } from "./errors.js";
 
 // Read access to SERVING_DUCKDB_PATH, a file that export_serving replaces with rename() while we
@@ -18,6 +19,19 @@ export interface ServingFile {
   ino: number;
   mtime: string;
   opened_at: string;
+}
+
+/** The newest file version, which the reader would not serve: anyone may see `reason`; `detail` is for the log and the admin page. */
+export interface RefusedFile {
+  dev: number;
+  ino: number;
+  mtime: string;
+  size_bytes: number;
+  refused_at: string;
+  /** Why, in words safe for anonymous clients: no path, no DuckDB error text. */
+  reason: string;
+  /** The first line of the error itself, which may name paths. */
+  detail: string;
 }
 
 /** What one request sees: a single file version for all its queries, so a page never mixes releases. */
@@ -58,16 +72,39 @@ export class ServingReader<M> {
   private installed_open = 0;
   private opening: { identity: string; done: Promise<void> } | undefined;
   /** The file version that last failed to open (identity incl. mtime and size): logged once, not retried. */
-  private failed: { identity: string; message: string } | undefined;
+  private failed: { identity: string; file: RefusedFile } | undefined;
   private queries_running = 0;
   private readonly waiting: (() => void)[] = [];
   private closing = false;
+  private readonly serve_listeners: ((file: ServingFile, meta: M) => void)[] = [];
 
   constructor(private readonly options: ServingReaderOptions<M>) {}
+
+  /** Calls `listener` whenever a newly opened file starts taking requests (and now, if one already does). */
+  on_serve(listener: (file: ServingFile, meta: M) => void): void {
+    this.serve_listeners.push(listener);
+    if (this.current) listener(this.current.file, this.current.meta);
+  }
+
+  /**
+   * The file being served and what was loaded from it, after the same swap check a request makes;
+   * undefined while a newer file is being opened (or none is served). For answers that need no
+   * query, such as a cached response: no snapshot, nothing counted, no DuckDB.
+   */
+  current_version(): { file: ServingFile; meta: M } | undefined {
+    if (this.closing) return undefined;
+    if ((this.options.swap_check || this.current === undefined) && this.check_for_new_file() !== undefined) return undefined;
+    return this.current;
+  }
 
   /** The file being served; undefined when nothing is. */
   serving_file(): ServingFile | undefined {
     return this.current?.file;
+  }
+
+  /** The newest file version when it was refused (the previous one, if any, still serves). */
+  refused_file(): RefusedFile | undefined {
+    return this.failed?.file;
   }
 
   /** What was loaded from the file being served, for page furniture (no stat, no query). */
@@ -108,7 +145,7 @@ export class ServingReader<M> {
     if (pending) await pending;
     const version = this.current;
     if (version === undefined) {
-      throw no_data(this.failed ? `no data yet: the serving file cannot be opened (${this.failed.message})`
+      throw no_data(this.failed ? `no data yet: the serving file was refused (${this.failed.file.reason})`
         : "no data yet: the pipeline has not published a serving file");
     }
     version.in_flight++;
@@ -159,15 +196,23 @@ export class ServingReader<M> {
       this.current = version;
       this.failed = undefined;
       log.info(`web: serving ${this.options.describe_meta(version.meta)} from ${file.path} (inode ${file.ino})`);
+      for (const listener of this.serve_listeners) listener(file, version.meta);
       if (previous) {
         previous.retired = true;
         this.close_if_done(previous);
       }
     } catch (error) {
       instance?.closeSync();
-      const message = error instanceof Error ? error.message.split("\n")[0]! : String(error);
-      this.failed = { identity, message };
-      log.error(`web: cannot open the serving file ${this.options.path} (inode ${stat.ino}): ${message}` +
+      const detail = error instanceof Error ? error.message.split("\n")[0]! : String(error);
+      // DuckDB's own messages name absolute paths and engine details: only ours reach clients.
+      const reason = error instanceof ServingFileRefused ? error.message
+        : "it is not a DuckDB file the web can open; the server log has the details";
+      // A slower open of an older version that fails says nothing about the file being served now.
+      if (open_number > this.installed_open) {
+        this.failed = { identity, file: { dev: stat.dev, ino: stat.ino, mtime: stat.mtime.toISOString(), size_bytes: stat.size,
+          refused_at: new Date().toISOString(), reason, detail } };
+      }
+      log.error(`web: cannot open the serving file ${this.options.path} (inode ${stat.ino}): ${detail}` +
         (this.current ? "; still serving the previous file" : ""));
     }
   }
@@ -192,6 +237,8 @@ export class ServingReader<M> {
       // One connection per query: DuckDB runs one query at a time per connection.
       connection = await version.instance.connect();
       if (timed_out) throw new Error("interrupted");
+      // Tests count these lines to prove that an answer needed no query.
+      if (log.isDebugEnabled()) log.debug(`web: query on inode ${version.file.ino}: ${sql.replace(/\s+/g, " ").slice(0, 80)}`);
       version.running.add(connection);
       const reader = await connection.runAndReadAll(sql, params);
       return reader.getRowObjectsJS().map(plain_row);

@@ -1,8 +1,8 @@
-import type { Request } from "express";
 import type { Catalog } from "./catalog.js";
 import { HttpError, bad_request } from "./errors.js";
-import { parse_units, parse_year, query_param } from "./inputs.js";
+import { parse_units, parse_year } from "./inputs.js";
 import type { UnitsName } from "./measures.js";
+import type { PageInput } from "./pages.js";
 
 // A reader's preferences (units, default year range) live in one cookie, written by the settings
 // page and checked on every request: a tampered cookie is refused with a message and cleared.
@@ -27,8 +27,9 @@ export class SettingsCookieError extends HttpError {
   }
 }
 
-export function read_settings(req: Request): Settings {
-  const raw = cookie_value(req.headers.cookie ?? "", settings_cookie_name);
+/** The settings from a request's Cookie header (defaults without the cookie). */
+export function read_settings(cookie_header: string | undefined): Settings {
+  const raw = cookie_value(cookie_header ?? "", settings_cookie_name);
   if (raw === undefined) return default_settings;
   if (raw.length > cookie_chars_max) throw new SettingsCookieError(`longer than ${cookie_chars_max} characters`);
   let fields: URLSearchParams;
@@ -86,11 +87,11 @@ export interface ViewOptions {
   to: number;
 }
 
-export function view_options(req: Request, catalog: Catalog): ViewOptions {
-  const settings = read_settings(req);
-  const units_param = query_param(req, "units");
-  const from_param = query_param(req, "from");
-  const to_param = query_param(req, "to");
+export function view_options(input: PageInput, catalog: Catalog): ViewOptions {
+  const settings = input.settings;
+  const units_param = input.query("units");
+  const from_param = input.query("from");
+  const to_param = input.query("to");
   // The cookie's years were valid when saved; a newer release may cover other years: clamp them.
   const clamp = (year: number) => Math.min(Math.max(year, catalog.year_first), catalog.year_last);
   let from = from_param !== undefined ? parse_year(from_param, "from", catalog) : clamp(settings.year_from ?? catalog.year_first);
@@ -108,4 +109,9 @@ function cookie_value(header: string, name: string): string | undefined {
     if (key === name) return value.join("=");
   }
   return undefined;
+}
+
+/** Whether the settings cookie can change a page's response: it fills in what the query leaves out. */
+export function cookie_matters(input: PageInput): boolean {
+  return input.query("units") === undefined || input.query("from") === undefined || input.query("to") === undefined;
 }

@@ -1,21 +1,32 @@
-import type { Express, Request } from "express";
+import type { Express } from "express";
 import type { Catalog } from "../catalog.js";
 import { bad_request } from "../errors.js";
 import { parse_country, query_param } from "../inputs.js";
 import { headline_measures } from "../measures.js";
 import type { Page, PageModel } from "../pages.js";
+import type { UnitsName } from "../measures.js";
 import type { ServingReader, Snapshot } from "../serving.js";
 import { view_options } from "../settings.js";
 import { balance_charts, balance_columns, balance_select } from "./balance.js";
 
-export const country_page: Page = {
+type CountryParams = {
+  units: UnitsName;
+  code: string;
+  from: number;
+  to: number;
+};
+
+export const country_page: Page<CountryParams> = {
   name: "country",
   html_path: "/country/:code",
   api_path: "/api/country/:code",
   csv_path: "/api/country/:code.csv",
-  async load(req: Request, snapshot: Snapshot<Catalog>): Promise<PageModel> {
-    const code = parse_country(String(req.params.code), snapshot.meta);
-    const { units, from, to } = view_options(req, snapshot.meta);
+  parse(input, catalog) {
+    const code = parse_country(String(input.path_params.code), catalog);
+    const { units, from, to } = view_options(input, catalog);
+    return { units, code, from, to };
+  },
+  async load({ units, code, from, to }, snapshot: Snapshot<Catalog>): Promise<PageModel> {
     const rows = await snapshot.query(`SELECT ${balance_select} FROM country_balance
       WHERE country_code = $code AND market_year BETWEEN $from AND $to ORDER BY market_year`, { code, from, to });
     const name = snapshot.meta.countries.get(code)!;

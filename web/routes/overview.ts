@@ -1,18 +1,25 @@
-import type { Request } from "express";
 import type { Catalog } from "../catalog.js";
-import { headline_measures } from "../measures.js";
+import { headline_measures, type UnitsName } from "../measures.js";
 import type { Page, PageModel } from "../pages.js";
 import type { Snapshot } from "../serving.js";
 import { view_options } from "../settings.js";
 import { balance_charts, balance_columns, balance_select } from "./balance.js";
 
-export const overview_page: Page = {
+type OverviewParams = {
+  units: UnitsName;
+  from: number;
+  to: number;
+};
+
+export const overview_page: Page<OverviewParams> = {
   name: "overview",
   html_path: "/",
   api_path: "/api/overview",
   csv_path: "/api/overview.csv",
-  async load(req: Request, snapshot: Snapshot<Catalog>): Promise<PageModel> {
-    const { units, from, to } = view_options(req, snapshot.meta);
+  parse(input, catalog) {
+    return view_options(input, catalog);
+  },
+  async load({ units, from, to }, snapshot: Snapshot<Catalog>): Promise<PageModel> {
     const rows = await snapshot.query(
       `SELECT ${balance_select} FROM world_balance WHERE market_year BETWEEN $from AND $to ORDER BY market_year`, { from, to });
     const [latest, previous] = await snapshot.query(

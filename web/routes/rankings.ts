@@ -1,7 +1,6 @@
-import type { Request } from "express";
 import type { Catalog } from "../catalog.js";
-import { parse_measure, parse_top, parse_year, query_param, rankings_top_max } from "../inputs.js";
-import { headline_ranking_measures, ranking_measures } from "../measures.js";
+import { parse_measure, parse_top, parse_year, rankings_top_max } from "../inputs.js";
+import { headline_ranking_measures, ranking_measures, type UnitsName } from "../measures.js";
 import type { Column, Page, PageModel, Table } from "../pages.js";
 import type { Snapshot } from "../serving.js";
 import { view_options } from "../settings.js";
@@ -18,19 +17,31 @@ const ranking_columns: Column[] = [
   { key: "change_vs_previous_year_pct", label: "Change %", kind: "change_pct" },
 ];
 
-export const rankings_page: Page = {
+type RankingsParams = {
+  units: UnitsName;
+  year: number;
+  top: number;
+  /** Absent: the headline measures. */
+  measure?: string;
+};
+
+export const rankings_page: Page<RankingsParams> = {
   name: "rankings",
   html_path: "/rankings",
   api_path: "/api/rankings",
   csv_path: "/api/rankings.csv",
-  async load(req: Request, snapshot: Snapshot<Catalog>): Promise<PageModel> {
-    const options = view_options(req, snapshot.meta);
-    const year_param = query_param(req, "year");
-    const year = year_param === undefined ? options.to : parse_year(year_param, "year", snapshot.meta);
-    const top_param = query_param(req, "top");
+  parse(input, catalog) {
+    const options = view_options(input, catalog);
+    const year_param = input.query("year");
+    const year = year_param === undefined ? options.to : parse_year(year_param, "year", catalog);
+    const top_param = input.query("top");
     const top = top_param === undefined ? top_default : parse_top(top_param);
-    const measure_param = query_param(req, "measure");
-    const measures = measure_param === undefined ? [...headline_ranking_measures] : [parse_measure(measure_param)];
+    const measure_param = input.query("measure");
+    const params = { units: options.units, year, top };
+    return measure_param === undefined ? params : { ...params, measure: parse_measure(measure_param) };
+  },
+  async load({ units, year, top, measure }, snapshot: Snapshot<Catalog>): Promise<PageModel> {
+    const measures = measure === undefined ? [...headline_ranking_measures] : [measure];
     const tables: Record<string, Table> = {};
     for (const measure of measures) {
       const rows = await snapshot.query(`SELECT rank, country_name, country_code, value, share_of_world_pct,
@@ -42,8 +53,8 @@ export const rankings_page: Page = {
     return {
       view: "rankings",
       title: `Rankings ${year}`,
-      units: options.units,
-      params: measure_param === undefined ? { year, top } : { year, top, measure: measures[0]! },
+      units,
+      params: measure === undefined ? { year, top } : { year, top, measure },
       tables,
       charts: [],
       extra: { year, top, top_choices: [5, 10, 20, 50, rankings_top_max] },

@@ -9,7 +9,7 @@ const cookie_max_age_ms = 365 * 24 * 3600 * 1000;
 
 export function mount_settings(app: Express, reader: ServingReader<Catalog>, config: Config): void {
   app.get("/settings", async (req, res) => {
-    const settings = read_settings(req);
+    const settings = read_settings(req.headers.cookie);
     const catalog = await reader.with_snapshot(async (snapshot) => snapshot.meta);
     const years: number[] = [];
     for (let year = catalog.year_first; year <= catalog.year_last; year++) years.push(year);
@@ -17,7 +17,7 @@ export function mount_settings(app: Express, reader: ServingReader<Catalog>, con
   });
 
   app.get("/api/settings", (req, res) => {
-    res.json({ settings: read_settings(req), units: Object.keys(units) });
+    res.json({ settings: read_settings(req.headers.cookie), units: Object.keys(units) });
   });
 
   const form = express.urlencoded({ extended: false, limit: config.web_body_bytes_max, parameterLimit: 10 });
