@@ -6,33 +6,11 @@ import path from "node:path";
 import test from "node:test";
 import { read_daemon_status } from "../daemon/run_history.js";
 import { clone_linked_checkout, git, make_origin } from "./support/git_origin.js";
-import { DaemonProcess, kill_tagged, NotifySocket, processes_tagged, wait_until } from "./support/daemon_process.js";
+import { DaemonProcess, healthz, kill_tagged, NotifySocket, processes_tagged, wait_until } from "./support/daemon_process.js";
 import { make_sandbox } from "./support/sandbox.js";
+import { press_run_now } from "./support/web_client.js";
 
 const admin_password = "test-admin-password";
-
-/** The operator presses "Run now" on the admin page, as a browser would: Basic auth, the form's CSRF token. */
-async function press_run_now(web_url: string): Promise<number> {
-  const authorization = `Basic ${Buffer.from(`admin:${admin_password}`).toString("base64")}`;
-  const page = await (await fetch(`${web_url}/admin`, { headers: { authorization } })).text();
-  const csrf_token = /name="csrf_token" value="([^"]+)"/.exec(page)?.[1];
-  assert.ok(csrf_token, "the admin page has the Run now form");
-  const response = await fetch(`${web_url}/admin/run-now`, {
-    method: "POST", redirect: "manual", headers: { authorization, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ csrf_token }).toString(),
-  });
-  return response.status;
-}
-
-async function healthz(url: string): Promise<{ status: number; commit?: string } | undefined> {
-  try {
-    const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) });
-    const body = await response.json() as { commit?: string };
-    return { status: response.status, commit: body.commit };
-  } catch {
-    return undefined;
-  }
-}
 
 test("HUP with a newer commit on the git origin: the daemon (same PID) runs it and the web serves it; a failed update keeps the old commit; Run now on the admin page picks up the next one; a commit that does not build is rolled back", async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "materia-update-"));
@@ -106,7 +84,7 @@ test("HUP with a newer commit on the git origin: the daemon (same PID) runs it a
   await git(work, "commit", "-q", "-am", "third");
   await git(work, "push", "-q", origin, "main");
   const third = await git(work, "rev-parse", "--short=12", "HEAD");
-  assert.equal(await press_run_now(status()!.web_url!), 303);
+  assert.equal(await press_run_now(status()!.web_url!, admin_password), 303);
   await daemon.wait_for_line(new RegExp(`^<6>info: materia daemon ${third} started`), 30_000);
   await wait_until("the web serving the third commit", 30_000, async () => {
     const url = status()?.commit === third ? status()?.web_url : undefined;

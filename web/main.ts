@@ -1,4 +1,3 @@
-import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import { ConfigError, load_config } from "../config/load.js";
 import { configure_log, log } from "../lib/log.js";
@@ -6,6 +5,7 @@ import { inherited_listen_fd, type WebMessage } from "../lib/web_ipc.js";
 import { create_app } from "./app.js";
 import { load_catalog, type Catalog } from "./catalog.js";
 import { HttpError } from "./errors.js";
+import { create_bounded_server } from "./server_bounds.js";
 import { ServingReader } from "./serving.js";
 
 // The web process: run alone (`npm run web`, it binds WEB_HOST:WEB_PORT itself) or forked by the
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     }
   };
   const request_run = process.send ? () => tell_daemon({ type: "run_now" }) : undefined;
-  const server = http.createServer(create_app(config, reader, request_run));
+  const server = create_bounded_server(create_app(config, reader, request_run), config);
 
   let stopping = false;
   // From the stop on, every response ends its keep-alive connection gracefully: the client reads

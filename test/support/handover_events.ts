@@ -6,24 +6,12 @@ import { pid_alive } from "../../lib/pipeline_lock.js";
 import { DaemonProcess, healthz, kill_tagged, wait_until } from "./daemon_process.js";
 import { clone_linked_checkout, make_origin, type GitOrigin } from "./git_origin.js";
 import { make_sandbox, type Sandbox } from "./sandbox.js";
+import { press_run_now } from "./web_client.js";
 
 // The events that replace a process of the daemon under load, each resolving once the daemon has
 // recovered from it, for test/handover.test.ts and bench/handover.ts alike.
 
-const admin_password = "handover-admin-password";
-
-/** The operator presses "Run now" on the admin page, as a browser would: Basic auth, the form's CSRF token. */
-async function press_run_now(web_url: string): Promise<number> {
-  const authorization = `Basic ${Buffer.from(`admin:${admin_password}`).toString("base64")}`;
-  const page = await (await fetch(`${web_url}/admin`, { headers: { authorization } })).text();
-  const csrf_token = /name="csrf_token" value="([^"]+)"/.exec(page)?.[1];
-  if (!csrf_token) throw new Error("the admin page has no Run now form");
-  const response = await fetch(`${web_url}/admin/run-now`, {
-    method: "POST", redirect: "manual", headers: { authorization, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ csrf_token }).toString(),
-  });
-  return response.status;
-}
+const admin_password = "handover-admin-password-long";
 
 /** A newer commit of a code file on the origin, as a deploy pushes it; its hash. */
 const push_code_change = (origin: GitOrigin, message: string) =>
@@ -100,7 +88,7 @@ export class DeployedDaemon {
     await wait_until("the daemon idle", 180_000, () => this.status().state === "idle");
     const newer = await push_code_change(this.origin, `found by a cycle ${crypto.randomUUID()}`);
     await this.handed_over_to(newer, async () => {
-      const status = await press_run_now(this.web_url);
+      const status = await press_run_now(this.web_url, admin_password);
       if (status !== 303) throw new Error(`Run now answered ${status}`);
     });
     return newer;
