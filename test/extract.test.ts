@@ -43,7 +43,7 @@ describe("extract from an HTTP server", () => {
   });
 
   test("a server that ignores If-None-Match and sends the same ETag lands nothing new", async () => {
-    fs.rmSync(path.join(sandbox.config.materia_state_dir, "extract.json"));
+    fs.rmSync(path.join(sandbox.config.materia_state_dir, "current_release.json"));
     const before_files = list_files(sandbox.config.landing_dir);
     const result = await run_cli(["pipeline", "run", "extract"], sandbox.env);
     assert.equal(result.code, 0, result.stderr);
@@ -130,7 +130,7 @@ async function assert_refused(t: { after(fn: () => unknown): void }, handler: Pa
   assert.match(error_lines[0]!, /^materia: extract: /);
   assert.match(error_lines[0]!, expected);
   assert.deepEqual(list_files(sandbox.config.landing_dir), []);
-  assert.equal(fs.existsSync(path.join(sandbox.config.materia_state_dir, "extract.json")), false);
+  assert.equal(fs.existsSync(path.join(sandbox.config.materia_state_dir, "current_release.json")), false);
 }
 
 function serve_body(body: Buffer): Parameters<typeof start_http_server>[0] {

@@ -21,7 +21,7 @@ describe("transform", () => {
     const sandbox = make_sandbox();
     t.after(() => sandbox.cleanup());
     const result = spawnSync(sandbox.config.sqlmesh_bin, ["--paths", sqlmesh_project_dir, "test"], {
-      cwd: sqlmesh_project_dir, env: sqlmesh_env(sandbox.config, ""), stdio: ["ignore", "pipe", "pipe"], encoding: "utf8",
+      cwd: sqlmesh_project_dir, env: sqlmesh_env(sandbox.config, { current: "", previous: "" }), stdio: ["ignore", "pipe", "pipe"], encoding: "utf8",
       timeout: 300_000,
     });
     assert.equal(result.status, 0, result.stdout + result.stderr);
