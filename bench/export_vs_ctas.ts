@@ -52,14 +52,15 @@ export async function bench_export_vs_ctas(context: BenchContext): Promise<Figur
 async function write_scaled_lakehouse(source: string, target: string, scale: number): Promise<void> {
   fs.rmSync(target, { force: true });
   const copies = `range(${scale}) AS copies(i)`;
-  // The same shape as SQLMesh's serving layer, with every country repeated `scale` times under a new code.
+  // The same shape as SQLMesh's serving layer (the same column types: export_serving checks them),
+  // with every country repeated `scale` times under a new code.
   await run_sql(target, [
     // SQLMesh's views name their catalog: attach under the lakehouse's own stem.
     `ATTACH '${source}' AS lakehouse (READ_ONLY)`,
     "CREATE SCHEMA serving",
     `CREATE TABLE serving.country_balance AS SELECT t.* REPLACE (t.country_code || '-' || i AS country_code) FROM lakehouse.serving.country_balance AS t, ${copies}`,
     `CREATE TABLE serving.rankings AS SELECT t.* REPLACE (t.country_code || '-' || i AS country_code) FROM lakehouse.serving.rankings AS t, ${copies}`,
-    `CREATE TABLE serving.world_balance AS SELECT t.* REPLACE (t.market_year + 1000 * i AS market_year) FROM lakehouse.serving.world_balance AS t, ${copies}`,
+    `CREATE TABLE serving.world_balance AS SELECT t.* REPLACE ((t.market_year + 1000 * i)::INTEGER AS market_year) FROM lakehouse.serving.world_balance AS t, ${copies}`,
     "CREATE TABLE serving.release AS SELECT * FROM lakehouse.serving.release",
   ]);
 }

@@ -5,7 +5,7 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { write_revised_release } from "./support/psd_zip.js";
 import { make_sandbox, run_cli, type Sandbox } from "./support/sandbox.js";
-import { open_read_only } from "./support/serving_reader.js";
+import { open_read_only, swap_in } from "./support/serving_reader.js";
 import { start_web, type WebProcess } from "./support/web_process.js";
 
 // export_serving replaces serving.duckdb with rename() while the web serves from it. Two real
@@ -34,13 +34,6 @@ async function build(sandbox: Sandbox, env: NodeJS.ProcessEnv, keep_as: string, 
   } finally {
     reader.close();
   }
-}
-
-/** As export_serving does: a complete file under another name, then rename() over the served path. */
-function swap_in(sandbox: Sandbox, source: string): void {
-  const temporary = path.join(sandbox.dir, "serving_new.duckdb");
-  fs.copyFileSync(source, temporary);
-  fs.renameSync(temporary, sandbox.config.serving_duckdb_path);
 }
 
 async function brazil(web: WebProcess) {
@@ -74,7 +67,7 @@ describe("swapping the serving file under load", () => {
     await write_revised_release(zip, { country_code: "BR", market_year: 2023, attribute: "Production", value: 70000 });
     revised = await build(sandbox, { ...sandbox.env, PSD_SOURCE_URL: `file://${zip}` }, "revised.duckdb", 70000);
     assert.notEqual(first.release_id, revised.release_id);
-    swap_in(sandbox, first.file);
+    swap_in(sandbox.config.serving_duckdb_path, first.file);
     web = await start_web(sandbox.env, "forked");
   });
   after(async () => {
@@ -108,7 +101,7 @@ describe("swapping the serving file under load", () => {
     try {
       for (let swap = 1; swap <= swaps; swap++) {
         const release = swap % 2 === 1 ? revised : first;
-        swap_in(sandbox, release.file);
+        swap_in(sandbox.config.serving_duckdb_path, release.file);
         const seen = await brazil(web);
         assert.deepEqual(seen, { status: 200, release_id: release.release_id, production: release.brazil_production_2023 },
           `the first request after swap ${swap}`);
@@ -130,7 +123,7 @@ describe("swapping the serving file under load", () => {
     const before_bad = await brazil(web);
     const garbage = path.join(sandbox.dir, "garbage.duckdb");
     fs.writeFileSync(garbage, "this is not a DuckDB file ".repeat(1000));
-    swap_in(sandbox, garbage);
+    swap_in(sandbox.config.serving_duckdb_path, garbage);
     for (let i = 0; i < 5; i++) assert.deepEqual(await brazil(web), before_bad, "still the last good release");
     const health = (await (await fetch(web.url + "/healthz")).json()) as { serving: { release_id: string } };
     assert.equal(health.serving.release_id, before_bad.release_id);
@@ -138,7 +131,7 @@ describe("swapping the serving file under load", () => {
     assert.equal(complaints.length, 1, complaints.join("\n"));
     assert.match(complaints[0]!, /^<3>error: .*still serving the previous file/);
 
-    swap_in(sandbox, revised.file);
+    swap_in(sandbox.config.serving_duckdb_path, revised.file);
     assert.equal((await brazil(web)).release_id, revised.release_id, "a good file is picked up again");
   });
 });

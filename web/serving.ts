@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
 import { log } from "../lib/log.js";
+import { ServingFileRefused } from "../lib/serving_schema.js";
 import { HttpError, no_data } from "./errors.js";
 
 // Read access to SERVING_DUCKDB_PATH, a file that export_serving replaces with rename() while we
@@ -18,6 +19,19 @@ export interface ServingFile {
   ino: number;
   mtime: string;
   opened_at: string;
+}
+
+/** The newest file version, which the reader would not serve: anyone may see `reason`; `detail` is for the log and the admin page. */
+export interface RefusedFile {
+  dev: number;
+  ino: number;
+  mtime: string;
+  size_bytes: number;
+  refused_at: string;
+  /** Why, in words safe for anonymous clients: no path, no DuckDB error text. */
+  reason: string;
+  /** The first line of the error itself, which may name paths. */
+  detail: string;
 }
 
 /** What one request sees: a single file version for all its queries, so a page never mixes releases. */
@@ -58,7 +72,7 @@ export class ServingReader<M> {
   private installed_open = 0;
   private opening: { identity: string; done: Promise<void> } | undefined;
   /** The file version that last failed to open (identity incl. mtime and size): logged once, not retried. */
-  private failed: { identity: string; message: string } | undefined;
+  private failed: { identity: string; file: RefusedFile } | undefined;
   private queries_running = 0;
   private readonly waiting: (() => void)[] = [];
   private closing = false;
@@ -68,6 +82,11 @@ export class ServingReader<M> {
   /** The file being served; undefined when nothing is. */
   serving_file(): ServingFile | undefined {
     return this.current?.file;
+  }
+
+  /** The newest file version when it was refused (the previous one, if any, still serves). */
+  refused_file(): RefusedFile | undefined {
+    return this.failed?.file;
   }
 
   /** What was loaded from the file being served, for page furniture (no stat, no query). */
@@ -108,7 +127,7 @@ export class ServingReader<M> {
     if (pending) await pending;
     const version = this.current;
     if (version === undefined) {
-      throw no_data(this.failed ? `no data yet: the serving file cannot be opened (${this.failed.message})`
+      throw no_data(this.failed ? `no data yet: the serving file was refused (${this.failed.file.reason})`
         : "no data yet: the pipeline has not published a serving file");
     }
     version.in_flight++;
@@ -165,9 +184,16 @@ export class ServingReader<M> {
       }
     } catch (error) {
       instance?.closeSync();
-      const message = error instanceof Error ? error.message.split("\n")[0]! : String(error);
-      this.failed = { identity, message };
-      log.error(`web: cannot open the serving file ${this.options.path} (inode ${stat.ino}): ${message}` +
+      const detail = error instanceof Error ? error.message.split("\n")[0]! : String(error);
+      // DuckDB's own messages name absolute paths and engine details: only ours reach clients.
+      const reason = error instanceof ServingFileRefused ? error.message
+        : "it is not a DuckDB file the web can open; the server log has the details";
+      // A slower open of an older version that fails says nothing about the file being served now.
+      if (open_number > this.installed_open) {
+        this.failed = { identity, file: { dev: stat.dev, ino: stat.ino, mtime: stat.mtime.toISOString(), size_bytes: stat.size,
+          refused_at: new Date().toISOString(), reason, detail } };
+      }
+      log.error(`web: cannot open the serving file ${this.options.path} (inode ${stat.ino}): ${detail}` +
         (this.current ? "; still serving the previous file" : ""));
     }
   }

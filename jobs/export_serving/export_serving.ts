@@ -4,6 +4,7 @@ import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
 import type { Config } from "../../config/schema.js";
 import { fsync_path, rename_durably } from "../../lib/durable_fs.js";
 import { log } from "../../lib/log.js";
+import { schema_mismatches, serving_columns_sql, type ColumnRow } from "../../lib/serving_schema.js";
 import type { JobContext, JobResult } from "../job.js";
 import { publish_gate_refusals, type RowCounts } from "./publish_gate.js";
 
@@ -54,6 +55,11 @@ export async function run_export_serving(config: Config, context: JobContext): P
     context.cancel?.addEventListener("abort", interrupt, { once: true });
     try {
       ({ counts, release_id } = await copy_serving_tables(connection, config.duckdb_path, lakehouse_alias));
+      // Not even --force publishes a file the web would refuse: its pages would all answer 503.
+      const mismatches = schema_mismatches((await connection.runAndReadAll(serving_columns_sql)).getRowObjectsJS() as unknown as ColumnRow[]);
+      if (mismatches.length > 0) {
+        throw new ExportError(`release ${release_id} does not fit the schema the web reads: ${mismatches.join("; ")} (keeping the current serving file)`);
+      }
       const published = fs.existsSync(serving_path)
         ? await published_counts(connection, serving_path, published_alias) : undefined;
       const refusals = publish_gate_refusals(counts, published);

@@ -24,6 +24,7 @@ export function mount_admin(app: Express, reader: ServingReader<Catalog>, config
     commit: running_commit(),
     daemon: read_daemon_status(config.materia_state_dir) ?? null,
     serving: reader.serving_file() ?? null,
+    refused: reader.refused_file() ?? null,
     supervised: request_run !== undefined,
     runs: read_run_history(config.materia_state_dir).slice(0, runs_shown_max)
       .map(({ output_tail: _tail, ...run }) => ({ ...run, duration_s: duration_s(run) })),
