@@ -8,6 +8,7 @@ import type { Catalog } from "./catalog.js";
 import { HttpError } from "./errors.js";
 import { format_cell, mount_page } from "./pages.js";
 import { mount_admin, type RequestRun } from "./routes/admin.js";
+import { changes_page } from "./routes/changes.js";
 import { mount_country_picker, country_page } from "./routes/country.js";
 import { mount_health } from "./routes/health.js";
 import { overview_page } from "./routes/overview.js";
@@ -68,7 +69,7 @@ export function create_app(config: Config, reader: ServingReader<Catalog>, reque
   });
 
   mount_health(app, reader);
-  for (const page of [overview_page, rankings_page, country_page]) mount_page(app, reader, page);
+  for (const page of [overview_page, rankings_page, country_page, changes_page]) mount_page(app, reader, page);
   mount_country_picker(app, reader);
   mount_settings(app, reader, config);
   mount_admin(app, reader, config, request_run);
