@@ -53,6 +53,6 @@ export function year_marks(rows: { market_year?: unknown }[], breaks: Map<number
 
 /** The charts' vertical lines at the break years they show. */
 export function with_break_markers(charts: ChartSpec[], breaks: Map<number, SeriesBreak[]>): ChartSpec[] {
-  const markers = [...breaks.keys()].map((year) => ({ label: market_year_label(year), note: "series break" }));
+  const markers = [...breaks.keys()].map((year) => ({ label: market_year_label(year), note: "break" }));
   return charts.map((chart) => (markers.length > 0 ? { ...chart, markers } : chart));
 }
