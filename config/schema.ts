@@ -71,6 +71,13 @@ export function config_schema(repo_root: string) {
     WEB_QUERY_QUEUE_MAX: z.coerce.number().int("must be a whole number").min(1, "must be at least 1")
       .max(10_000, "must be at most 10000").default(200),
     WEB_QUERY_TIMEOUT_MS: milliseconds(10_000, 300_000),
+    // Rendered pages of the served release, kept in memory (least recently used go first).
+    WEB_CACHE_BYTES_MAX: bytes(16 * 1024 * 1024),
+    // How long a CDN in front may serve a page without asking (s-maxage), then while it revalidates.
+    WEB_CDN_MAX_AGE_S: z.coerce.number().int("must be a whole number of seconds").min(0, "must be at least 0 seconds")
+      .max(24 * 3600, `must be at most ${24 * 3600} seconds`).default(60),
+    WEB_CDN_STALE_WHILE_REVALIDATE_S: z.coerce.number().int("must be a whole number of seconds")
+      .min(0, "must be at least 0 seconds").max(7 * 24 * 3600, `must be at most ${7 * 24 * 3600} seconds`).default(600),
     // "off" only for benchmarking the cost of the per-request stat: a swapped file is then never seen.
     WEB_SWAP_CHECK: z.enum(["on", "off"], "must be on or off").default("on").transform((v) => v === "on"),
   });

@@ -98,7 +98,8 @@ describe("the pipeline on the real PSD data", () => {
     const temporary = temporary_serving_path(sandbox.config.serving_duckdb_path);
     let caught_midway = false;
     for (let attempt = 0; attempt < 20 && !caught_midway; attempt++) {
-      const exporter = spawn(process.execPath, [cli_path, "pipeline", "run", "export_serving"], { env: sandbox.env, stdio: "ignore" });
+      // --force: the lakehouse holds what is published, and an unforced export would publish nothing.
+      const exporter = spawn(process.execPath, [cli_path, "pipeline", "run", "export_serving", "--force"], { env: sandbox.env, stdio: "ignore" });
       const exited = new Promise((resolve) => exporter.once("exit", resolve));
       // Kill the moment the temporary file exists: the export is then between its start and the rename.
       while (exporter.exitCode === null && !fs.existsSync(temporary)) await sleep(1);

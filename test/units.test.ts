@@ -6,6 +6,8 @@ import { next_current_release } from "../jobs/current_release.js";
 import { failure_line, release_replaced } from "../jobs/transform/transform.js";
 import { format_line } from "../lib/log.js";
 import { cache_key, serving_version } from "../web/pages.js";
+import { matched_etag, negotiate_encoding } from "../web/prepared_response.js";
+import { ResponseCache } from "../web/response_cache.js";
 
 describe("publish gate", () => {
   test("publishes a first release and one that grew or shrank a little", () => {
@@ -101,5 +103,73 @@ describe("page contract", () => {
       cache_key(version, "country", "html", { ...params, to: "2023" }),
     ];
     assert.equal(new Set(keys).size, keys.length);
+  });
+});
+
+describe("response cache", () => {
+  const entry = (size_bytes: number, label = "") => ({ size_bytes, label });
+
+  test("keeps entries up to its bound in bytes and evicts the least recently used first", async () => {
+    const cache = new ResponseCache<{ size_bytes: number; label: string }>(100);
+    cache.reset("v1");
+    for (const key of ["a", "b", "c"]) await cache.get_or_compute("v1", key, async () => entry(30, key));
+    assert.equal(cache.get("a")?.label, "a", "a is now the most recently used");
+    await cache.get_or_compute("v1", "d", async () => entry(30, "d"));
+    assert.equal(cache.get("b"), undefined, "b was the least recently used");
+    assert.deepEqual(["a", "c", "d"].map((key) => cache.get(key)?.label), ["a", "c", "d"]);
+    assert.equal(cache.stats().size_bytes, 90);
+    await cache.get_or_compute("v1", "huge", async () => entry(101, "huge"));
+    assert.equal(cache.get("huge"), undefined, "an entry larger than the bound is served but not kept");
+    assert.equal(cache.stats().entries, 3, "and pushes nothing out");
+  });
+
+  test("a new version empties it, and a computation that started on the old one is not kept", async () => {
+    const cache = new ResponseCache<{ size_bytes: number; label: string }>(100);
+    cache.reset("v1");
+    await cache.get_or_compute("v1", "a", async () => entry(10, "a"));
+    let finish: (value: { size_bytes: number; label: string }) => void = () => {};
+    const late = cache.get_or_compute("v1", "late", () => new Promise((resolve) => (finish = resolve)));
+    cache.reset("v2");
+    assert.deepEqual([cache.stats().entries, cache.stats().size_bytes], [0, 0]);
+    finish(entry(10, "late"));
+    assert.equal((await late).label, "late", "its waiters still get their answer");
+    assert.equal(cache.get("late"), undefined);
+    assert.equal(cache.stats().entries, 0);
+  });
+
+  test("concurrent requests for a missing key compute it once; a failure is not kept", async () => {
+    const cache = new ResponseCache<{ size_bytes: number; label: string }>(100);
+    cache.reset("v1");
+    let computations = 0;
+    const compute = async () => {
+      computations++;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      return entry(10, "x");
+    };
+    const all = await Promise.all(Array.from({ length: 10 }, () => cache.get_or_compute("v1", "x", compute)));
+    assert.equal(computations, 1);
+    assert.deepEqual(new Set(all.map((e) => e.label)), new Set(["x"]));
+    await assert.rejects(cache.get_or_compute("v1", "bad", async () => { throw new Error("query failed"); }), /query failed/);
+    assert.equal((await cache.get_or_compute("v1", "bad", async () => entry(10, "retried"))).label, "retried");
+  });
+});
+
+describe("content negotiation and validators", () => {
+  test("the encoding follows the client's q-values, brotli first among equals, identity when nothing fits", () => {
+    const cases: [string | undefined, string][] = [
+      [undefined, "identity"], ["", "identity"], ["gzip, deflate, br, zstd", "br"], ["gzip", "gzip"], ["br;q=0.8, gzip", "gzip"],
+      ["*", "br"], ["identity", "identity"], ["deflate", "identity"], ["*;q=0", "identity"], ["gzip;q=0, br;q=0", "identity"],
+    ];
+    for (const [header, expected] of cases) assert.equal(negotiate_encoding(header), expected, String(header));
+  });
+  test("If-None-Match matches any encoding's tag of the resource, weak or strong, and nothing else", () => {
+    const etag = '"abc"';
+    assert.equal(matched_etag('"abc-br"', etag), '"abc-br"');
+    assert.equal(matched_etag('W/"abc-gz"', etag), '"abc-gz"');
+    assert.equal(matched_etag('"zzz", "abc"', etag), '"abc"');
+    assert.equal(matched_etag("*", etag), '"abc"');
+    assert.equal(matched_etag('"abcd"', etag), undefined);
+    assert.equal(matched_etag('"abc-xx"', etag), undefined);
+    assert.equal(matched_etag(undefined, etag), undefined);
   });
 });

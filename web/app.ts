@@ -1,12 +1,15 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
 import express, { type NextFunction, type Request, type Response } from "express";
-import helmet from "helmet";
 import type { Config } from "../config/schema.js";
 import { log } from "../lib/log.js";
 import { repo_root } from "../lib/paths.js";
+import { Assets, chartjs_dir, public_dir } from "./assets.js";
 import type { Catalog } from "./catalog.js";
 import { HttpError } from "./errors.js";
-import { format_cell, mount_page } from "./pages.js";
+import { make_fast_path } from "./fast_path.js";
+import { PageResponses } from "./page_responses.js";
+import { format_cell, mount_page, type RenderHtml } from "./pages.js";
 import { mount_admin, type RequestRun } from "./routes/admin.js";
 import { changes_page } from "./routes/changes.js";
 import { mount_country_picker, country_page } from "./routes/country.js";
@@ -14,50 +17,48 @@ import { mount_health } from "./routes/health.js";
 import { overview_page } from "./routes/overview.js";
 import { rankings_page } from "./routes/rankings.js";
 import { mount_settings } from "./routes/settings.js";
+import { recorded_security_headers, security_headers } from "./security_headers.js";
 import type { ServingReader } from "./serving.js";
 import { SettingsCookieError, settings_cookie_name } from "./settings.js";
 
-// The wiring: security headers, bounds and the access log first, then the pages, then one error
+// The wiring: the access log, then the fast path for cached pages and hashed assets; everything
+// else goes to Express: security headers and bounds first, then the pages, then one error
 // handler that turns every failure into a status and a one-line message (never a stack trace).
 
 const views_dir = path.join(repo_root, "web/views");
-const public_dir = path.join(repo_root, "web/public");
-/** Chart.js from node_modules, served by the app itself: the box may have no internet. */
-const chartjs_dir = path.join(repo_root, "node_modules/chart.js/dist");
 const logged_url_chars_max = 300;
 
+/** The web's request listener, for http.createServer. */
 export function create_app(config: Config, reader: ServingReader<Catalog>, request_run: RequestRun | undefined) {
   const app = express();
   app.disable("x-powered-by");
   app.set("views", views_dir);
   app.set("view engine", "ejs");
   app.set("query parser", "simple");
+  const security = recorded_security_headers();
+  const assets = new Assets(security);
   app.locals.format_cell = format_cell;
+  app.locals.asset = (name: string) => assets.url(name);
+  const render_html: RenderHtml = (view, locals) => new Promise((resolve, reject) =>
+    app.render(view, locals, (error, html) => (error ? reject(error as Error) : resolve(html))));
+  const responses = new PageResponses({
+    reader,
+    cache_bytes_max: config.web_cache_bytes_max,
+    cache_control: `public, max-age=0, s-maxage=${config.web_cdn_max_age_s}, stale-while-revalidate=${config.web_cdn_stale_while_revalidate_s}`,
+    security_headers: security,
+    render_html,
+  });
+  const pages = [overview_page, rankings_page, country_page, changes_page];
+  const fast_path = make_fast_path({ pages, responses, assets, url_bytes_max: config.web_url_bytes_max });
 
-  app.use(access_log);
   app.use((req, _res, next) => {
     if (Buffer.byteLength(req.originalUrl) > config.web_url_bytes_max) {
       return next(new HttpError(414, `the address is longer than WEB_URL_BYTES_MAX=${config.web_url_bytes_max} bytes`));
     }
     next();
   });
-  app.use(helmet({
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: {
-        defaultSrc: ["'self'"],
-        scriptSrc: ["'self'"],
-        styleSrc: ["'self'"],
-        imgSrc: ["'self'", "data:"],
-        connectSrc: ["'self'"],
-        fontSrc: ["'self'"],
-        objectSrc: ["'none'"],
-        baseUri: ["'none'"],
-        formAction: ["'self'"],
-        frameAncestors: ["'none'"],
-      },
-    },
-  }));
+  app.use(security_headers);
+  // The unhashed addresses stay for pages rendered by an older version, and for Chart.js's source map.
   app.use("/static/vendor/chartjs", express.static(chartjs_dir, { index: false, maxAge: "1d" }));
   app.use("/static", express.static(public_dir, { index: false, maxAge: "1h" }));
   app.use((_req, res, next) => {
@@ -69,25 +70,30 @@ export function create_app(config: Config, reader: ServingReader<Catalog>, reque
   });
 
   mount_health(app, reader);
-  for (const page of [overview_page, rankings_page, country_page, changes_page]) mount_page(app, reader, page);
+  for (const page of pages) mount_page(app, responses, page);
   mount_country_picker(app, reader);
   mount_settings(app, reader, config);
   mount_admin(app, reader, config, request_run);
 
   app.use((_req, _res, next) => next(new HttpError(404, "no such page")));
   app.use(error_handler);
-  return app;
+  return (req: IncomingMessage, res: ServerResponse) => {
+    access_log(req, res);
+    if (!fast_path(req, res)) app(req, res);
+  };
 }
 
-function access_log(req: Request, res: Response, next: NextFunction): void {
+function access_log(req: IncomingMessage, res: ServerResponse): void {
+  if (!log.isInfoEnabled()) return;
   const started = process.hrtime.bigint();
+  // Now: Express rewrites req.url while a mounted router handles it.
+  const original = req.url ?? "";
   res.once("close", () => {
     const duration_ms = Number(process.hrtime.bigint() - started) / 1e6;
-    const url = req.originalUrl.length > logged_url_chars_max ? req.originalUrl.slice(0, logged_url_chars_max) + "…" : req.originalUrl;
+    const url = original.length > logged_url_chars_max ? original.slice(0, logged_url_chars_max) + "…" : original;
     const outcome = res.writableFinished ? String(res.statusCode) : `${res.statusCode} aborted`;
     log.info(`web: ${req.method} ${url} ${outcome} ${duration_ms.toFixed(1)} ms`);
   });
-  next();
 }
 
 function error_handler(error: unknown, req: Request, res: Response, _next: NextFunction): void {

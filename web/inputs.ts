@@ -14,7 +14,16 @@ const shown = (raw: string) => JSON.stringify(raw.length > echoed_chars_max ? ra
 
 /** One query parameter as a string; repeated or nested parameters are refused. */
 export function query_param(req: Request, name: string): string | undefined {
-  const value = (req.query as Record<string, unknown>)[name];
+  return single_value(name, (req.query as Record<string, unknown>)[name]);
+}
+
+/** The same from a parsed query string (the fast path in front of Express). */
+export function search_param(search: URLSearchParams, name: string): string | undefined {
+  const values = search.getAll(name);
+  return single_value(name, values.length > 1 ? values : values[0]);
+}
+
+function single_value(name: string, value: unknown): string | undefined {
   if (value === undefined || value === "") return undefined;
   if (typeof value !== "string") throw bad_request(`${name} must be given once`);
   return value;

@@ -1,10 +1,13 @@
+import assert from "node:assert/strict";
 import type { Express, Request } from "express";
 import type { Catalog } from "./catalog.js";
 import { bad_request } from "./errors.js";
 import { query_param } from "./inputs.js";
 import { market_year_label } from "./market_year.js";
 import { units, type UnitsName } from "./measures.js";
-import type { Row, ServingFile, ServingReader, Snapshot } from "./serving.js";
+import type { PageResponses } from "./page_responses.js";
+import type { ResponseBody } from "./prepared_response.js";
+import type { Row, ServingFile, Snapshot } from "./serving.js";
 import { read_settings, type Settings } from "./settings.js";
 
 // One query, three renderings (Datasette's rule): a page module loads a model of tables and
@@ -116,42 +119,56 @@ export function express_page_input(req: Request): PageInput {
 
 const converted_kinds: ReadonlySet<ColumnKind> = new Set(["quantity", "change"]);
 
-export function mount_page(app: Express, reader: ServingReader<Catalog>, page: Page): void {
-  const load = (req: Request) => reader.with_snapshot(async (snapshot) => ({
-    model: with_year_labels(in_units(await page.load(page.parse(express_page_input(req), snapshot.meta), snapshot))),
-    catalog: snapshot.meta,
-  }));
+export type RepresentationKind = "html" | "json" | "csv";
 
-  app.get(page.html_path, async (req, res) => {
-    const { model, catalog } = await load(req);
-    const links = data_links(page, model);
-    res.render(model.view, { model, catalog, links, unit_label: units[model.units].label });
-  });
+/** The representation a request asks for: a CSV names its table (?table=, else the page's first). */
+export function representation_of(kind: RepresentationKind, input: PageInput): Representation {
+  return kind === "csv" ? `csv:${input.query("table") ?? ""}` : kind;
+}
 
+/** Renders an EJS view of the app to a string. */
+export type RenderHtml = (view: string, locals: Record<string, unknown>) => Promise<string>;
+
+/** The body of one representation of a page: the model loaded once, converted to its units, rendered. */
+export async function render_page(page: Page, representation: Representation, params: PageParams, snapshot: Snapshot<Catalog>,
+  render_html: RenderHtml): Promise<ResponseBody> {
+  const model = with_year_labels(in_units(await page.load(params, snapshot)));
+  const catalog = snapshot.meta;
+  const links = data_links(page, model);
+  if (representation === "html") {
+    return { body: await render_html(model.view, { model, catalog, links, unit_label: units[model.units].label }),
+      content_type: "text/html; charset=utf-8" };
+  }
+  if (representation === "json") {
+    return {
+      body: JSON.stringify({
+        release_id: catalog.release_id,
+        exported_at: catalog.exported_at,
+        units: model.units,
+        units_label: units[model.units].label,
+        ...model.params,
+        tables: model.tables,
+        csv: Object.fromEntries(Object.keys(model.tables).map((key) => [key, links.csv(key)])),
+      }),
+      content_type: "application/json; charset=utf-8",
+    };
+  }
+  const names = Object.keys(model.tables);
+  const name = representation.slice("csv:".length) || names[0]!;
+  const table = Object.hasOwn(model.tables, name) ? model.tables[name]! : undefined;
+  if (!table) throw bad_request(`table must be one of ${names.join(", ")}`);
+  const file = `beanflows_${[page.name, ...Object.values(model.params), name, model.units].join("_")}.csv`;
+  // Every part comes from checked inputs or fixed names: nothing to quote or escape.
+  assert.match(file, /^[\w.-]+$/, "a CSV file name is plain");
+  return { body: to_csv(table), content_type: "text/csv; charset=utf-8", content_disposition: `attachment; filename="${file}"` };
+}
+
+/** Serves a page's HTML, JSON and CSV through `responses` (which caches them). */
+export function mount_page(app: Express, responses: PageResponses, page: Page): void {
+  app.get(page.html_path, (req, res) => responses.respond(req, res, page, "html"));
   // The CSV route first: /api/country/:code would also match BR.csv.
-  app.get(page.csv_path, async (req, res) => {
-    const { model } = await load(req);
-    const names = Object.keys(model.tables);
-    const name = query_param(req, "table") ?? names[0]!;
-    const table = Object.hasOwn(model.tables, name) ? model.tables[name]! : undefined;
-    if (!table) throw bad_request(`table must be one of ${names.join(", ")}`);
-    const file = [page.name, ...Object.values(model.params), name, model.units].join("_");
-    res.type("text/csv").attachment(`beanflows_${file}.csv`).send(to_csv(table));
-  });
-
-  app.get(page.api_path, async (req, res) => {
-    const { model, catalog } = await load(req);
-    const links = data_links(page, model);
-    res.json({
-      release_id: catalog.release_id,
-      exported_at: catalog.exported_at,
-      units: model.units,
-      units_label: units[model.units].label,
-      ...model.params,
-      tables: model.tables,
-      csv: Object.fromEntries(Object.keys(model.tables).map((key) => [key, links.csv(key)])),
-    });
-  });
+  app.get(page.csv_path, (req, res) => responses.respond(req, res, page, "csv"));
+  app.get(page.api_path, (req, res) => responses.respond(req, res, page, "json"));
 }
 
 /** The JSON and CSV addresses of what the page shows, with every resolved input made explicit. */

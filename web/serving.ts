@@ -76,8 +76,26 @@ export class ServingReader<M> {
   private queries_running = 0;
   private readonly waiting: (() => void)[] = [];
   private closing = false;
+  private readonly serve_listeners: ((file: ServingFile, meta: M) => void)[] = [];
 
   constructor(private readonly options: ServingReaderOptions<M>) {}
+
+  /** Calls `listener` whenever a newly opened file starts taking requests (and now, if one already does). */
+  on_serve(listener: (file: ServingFile, meta: M) => void): void {
+    this.serve_listeners.push(listener);
+    if (this.current) listener(this.current.file, this.current.meta);
+  }
+
+  /**
+   * The file being served and what was loaded from it, after the same swap check a request makes;
+   * undefined while a newer file is being opened (or none is served). For answers that need no
+   * query, such as a cached response: no snapshot, nothing counted, no DuckDB.
+   */
+  current_version(): { file: ServingFile; meta: M } | undefined {
+    if (this.closing) return undefined;
+    if ((this.options.swap_check || this.current === undefined) && this.check_for_new_file() !== undefined) return undefined;
+    return this.current;
+  }
 
   /** The file being served; undefined when nothing is. */
   serving_file(): ServingFile | undefined {
@@ -178,6 +196,7 @@ export class ServingReader<M> {
       this.current = version;
       this.failed = undefined;
       log.info(`web: serving ${this.options.describe_meta(version.meta)} from ${file.path} (inode ${file.ino})`);
+      for (const listener of this.serve_listeners) listener(file, version.meta);
       if (previous) {
         previous.retired = true;
         this.close_if_done(previous);
@@ -218,6 +237,8 @@ export class ServingReader<M> {
       // One connection per query: DuckDB runs one query at a time per connection.
       connection = await version.instance.connect();
       if (timed_out) throw new Error("interrupted");
+      // Tests count these lines to prove that an answer needed no query.
+      if (log.isDebugEnabled()) log.debug(`web: query on inode ${version.file.ino}: ${sql.replace(/\s+/g, " ").slice(0, 80)}`);
       version.running.add(connection);
       const reader = await connection.runAndReadAll(sql, params);
       return reader.getRowObjectsJS().map(plain_row);

@@ -110,3 +110,8 @@ function cookie_value(header: string, name: string): string | undefined {
   }
   return undefined;
 }
+
+/** Whether the settings cookie can change a page's response: it fills in what the query leaves out. */
+export function cookie_matters(input: PageInput): boolean {
+  return input.query("units") === undefined || input.query("from") === undefined || input.query("to") === undefined;
+}

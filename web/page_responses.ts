@@ -1,0 +1,107 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Request, Response } from "express";
+import type { Catalog } from "./catalog.js";
+import { cache_key, express_page_input, render_page, representation_of, serving_version, type Page, type PageInput,
+  type RenderHtml, type RepresentationKind } from "./pages.js";
+import { matched_etag, prepare_response, send_not_modified, send_prepared, strong_etag,
+  type PreparedResponse } from "./prepared_response.js";
+import { ResponseCache, type ResponseCacheStats } from "./response_cache.js";
+import type { ServingFile, ServingReader } from "./serving.js";
+import { cookie_matters } from "./settings.js";
+
+// Every page response is a function of its cache key (serving file version, page,
+// representation, params), so it is rendered once per key and release and then sent from memory:
+// by Express on a miss, by the fast path in front of Express on a hit. A conditional request
+// whose ETag (derived from the key) still holds gets its 304 without a query, even after the
+// entry was evicted or the process restarted.
+
+export interface PageResponsesOptions {
+  reader: ServingReader<Catalog>;
+  cache_bytes_max: number;
+  /** For data pages: what browsers and a CDN in front may do with them. */
+  cache_control: string;
+  security_headers: readonly string[];
+  render_html: RenderHtml;
+}
+
+type Answer = { held: string; shared: readonly string[] } | { response: PreparedResponse; shared: readonly string[] };
+
+export class PageResponses {
+  private readonly cache: ResponseCache<PreparedResponse>;
+  /** Headers a data page's 200 and 304 share, by whether the settings cookie can change it. */
+  private readonly shared_headers: { cookie: readonly string[]; no_cookie: readonly string[] };
+  private version_memo: { file: ServingFile; meta: Catalog; version: string } | undefined;
+
+  constructor(private readonly options: PageResponsesOptions) {
+    this.cache = new ResponseCache(options.cache_bytes_max);
+    const shared = (vary: string) => [...options.security_headers, "Cache-Control", options.cache_control, "Vary", vary];
+    this.shared_headers = { cookie: shared("Accept-Encoding, Cookie"), no_cookie: shared("Accept-Encoding") };
+    options.reader.on_serve((file, meta) => this.cache.reset(this.version_of(file, meta)));
+  }
+
+  stats(): ResponseCacheStats {
+    return this.cache.stats();
+  }
+
+  /** Express's route for a page: from the cache, or computed once for every request that waits for it. */
+  async respond(req: Request, res: Response, page: Page, kind: RepresentationKind): Promise<void> {
+    const answer = await this.options.reader.with_snapshot(async (snapshot): Promise<Answer> => {
+      const input = express_page_input(req);
+      const representation = representation_of(kind, input);
+      const params = page.parse(input, snapshot.meta);
+      const version = this.version_of(snapshot.file, snapshot.meta);
+      const key = cache_key(version, page.name, representation, params);
+      const shared = this.shared(input);
+      const etag = strong_etag(key);
+      const held = matched_etag(req.headers["if-none-match"], etag);
+      if (held !== undefined) return { held, shared };
+      const response = await this.cache.get_or_compute(version, key, async () =>
+        prepare_response(await render_page(page, representation, params, snapshot, this.options.render_html), etag));
+      return { response, shared };
+    });
+    if ("held" in answer) send_not_modified(res, answer.shared, answer.held);
+    else send_prepared(req, res, answer.shared, answer.response);
+  }
+
+  /**
+   * The fast path's try: answers (200 or 304) when the response is known without a query and
+   * returns true; returns false for everything else (a miss, bad input, a swap in progress), which
+   * Express then handles as usual, errors included.
+   */
+  answer_from_cache(req: IncomingMessage, res: ServerResponse, page: Page, kind: RepresentationKind, input: PageInput): boolean {
+    const served = this.options.reader.current_version();
+    if (served === undefined) return false;
+    let key: string;
+    let shared: readonly string[];
+    try {
+      key = cache_key(this.version_of(served.file, served.meta), page.name, representation_of(kind, input), page.parse(input, served.meta));
+      shared = this.shared(input);
+    } catch {
+      return false; // bad input: Express answers with the error
+    }
+    const if_none_match = req.headers["if-none-match"];
+    if (if_none_match !== undefined) {
+      const held = matched_etag(if_none_match, strong_etag(key));
+      if (held !== undefined) {
+        send_not_modified(res, shared, held);
+        return true;
+      }
+    }
+    const response = this.cache.get(key);
+    if (response === undefined) return false;
+    send_prepared(req, res, shared, response);
+    return true;
+  }
+
+  private shared(input: PageInput): readonly string[] {
+    return cookie_matters(input) ? this.shared_headers.cookie : this.shared_headers.no_cookie;
+  }
+
+  /** serving_version of the file, computed once per file rather than per request. */
+  private version_of(file: ServingFile, meta: Catalog): string {
+    if (this.version_memo?.file !== file || this.version_memo.meta !== meta) {
+      this.version_memo = { file, meta, version: serving_version(file, meta) };
+    }
+    return this.version_memo.version;
+  }
+}
