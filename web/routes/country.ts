@@ -9,7 +9,7 @@ import type { UnitsName } from "../measures.js";
 import type { Row, ServingReader, Snapshot } from "../serving.js";
 import { break_note, breaks_by_year, with_break_markers, year_marks } from "../series_breaks.js";
 import { view_options } from "../settings.js";
-import { balance_charts, balance_columns, balance_select, stocks_ratio_definitions } from "./balance.js";
+import { balance_charts, balance_columns, stocks_ratio_definitions } from "./balance.js";
 
 type CountryParams = {
   units: UnitsName;
@@ -29,10 +29,15 @@ export const country_page: Page<CountryParams> = {
     return { units, code, from, to };
   },
   async load({ units, code, from, to }, snapshot: Snapshot<Catalog>): Promise<PageModel> {
-    const rows = await snapshot.query(`SELECT ${balance_select} FROM country_balance
-      WHERE country_code = $code AND market_year BETWEEN $from AND $to ORDER BY market_year`, { code, from, to });
-    const revised = await snapshot.query(`SELECT market_year, measure, revision FROM revisions
-      WHERE country_code = $code AND market_year BETWEEN $from AND $to AND revision <> 'removed'`, { code, from, to });
+    // One query: the figures and, per year, the measures this release revised or brought in new.
+    const rows_with_revisions = await snapshot.query(`SELECT ${balance_columns.map((column) => `b.${column.key}`).join(", ")},
+        list(r.measure) FILTER (WHERE r.revision = 'revised') AS revised_measures,
+        list(r.measure) FILTER (WHERE r.revision = 'new') AS new_measures
+      FROM country_balance AS b
+      LEFT JOIN revisions AS r ON r.country_code = b.country_code AND r.market_year = b.market_year
+      WHERE b.country_code = $code AND b.market_year BETWEEN $from AND $to
+      GROUP BY ALL ORDER BY b.market_year`, { code, from, to });
+    const rows = rows_with_revisions.map(({ revised_measures: _revised, new_measures: _new, ...row }) => row);
     const name = snapshot.meta.countries.get(code)!;
     const breaks = breaks_by_year(snapshot.meta, from, to, code);
     return {
@@ -47,27 +52,32 @@ export const country_page: Page<CountryParams> = {
           rows,
           notes: [
             ...[...breaks].map(([year, entries]) => break_note(year, entries)),
-            ...(revised.length > 0 ? [`Marked figures were revised or are new in release ${snapshot.meta.release_id}: see What changed.`] : []),
+            ...(rows_with_revisions.some(has_revisions)
+              ? [`Marked figures were revised or are new in release ${snapshot.meta.release_id}: see What changed.`] : []),
             stocks_ratio_definitions,
           ],
-          marks: revision_marks(rows, revised, year_marks(rows, breaks)),
+          marks: revision_marks(rows_with_revisions, year_marks(rows, breaks)),
         },
       },
       charts: with_break_markers(balance_charts(rows, "country"), breaks),
-      extra: { code, name, headline_measures, revised_count: revised.length },
+      extra: { code, name, headline_measures },
     };
   },
 };
 
+const measures_of = (value: unknown) => (Array.isArray(value) ? value.map(String) : []);
+const has_revisions = (row: Row) => measures_of(row.revised_measures).length + measures_of(row.new_measures).length > 0;
+
 /** Adds a mark on every figure this release revised or brought in new (the balance columns are named after the measures). */
-function revision_marks(rows: Row[], revised: Row[], marks: Record<number, Record<string, CellMark>>) {
-  const row_of_year = new Map(rows.map((row, index) => [Number(row.market_year), index]));
-  for (const { market_year, measure, revision } of revised) {
-    const index = row_of_year.get(Number(market_year));
-    if (index === undefined) continue;
-    const note = revision === "new" ? "new in this release" : "revised in this release";
-    marks[index] = { ...marks[index], [String(measure)]: { kind: revision === "new" ? "new" : "revised", note } };
-  }
+function revision_marks(rows: Row[], marks: Record<number, Record<string, CellMark>>) {
+  rows.forEach((row, index) => {
+    for (const measure of measures_of(row.revised_measures)) {
+      marks[index] = { ...marks[index], [measure]: { kind: "revised", note: "revised in this release" } };
+    }
+    for (const measure of measures_of(row.new_measures)) {
+      marks[index] = { ...marks[index], [measure]: { kind: "new", note: "new in this release" } };
+    }
+  });
   return marks;
 }
 
