@@ -24,26 +24,21 @@ type ChangesParams = {
 
 const measure_labels = new Map(balance_measures.map((measure) => [measure.key, measure.label]));
 
+/** A figure of both releases, and the revision. */
+const compared_columns: Column[] = [
+  { key: "market_year", label: "Market year", kind: "year" },
+  { key: "measure_label", label: "Measure", kind: "text" },
+  { key: "previous_value", label: "Previous release", kind: "quantity" },
+  { key: "new_value", label: "This release", kind: "quantity" },
+  { key: "change", label: "Revision", kind: "change" },
+  { key: "change_pct", label: "Revision %", kind: "change_pct" },
+];
 const figure_columns: Column[] = [
   { key: "country_name", label: "Country", kind: "country" },
   { key: "country_code", label: "Code", kind: "text" },
-  { key: "market_year", label: "Market year", kind: "year" },
-  { key: "measure_label", label: "Measure", kind: "text" },
-  { key: "previous_value", label: "Previous release", kind: "quantity" },
-  { key: "new_value", label: "This release", kind: "quantity" },
-  { key: "change", label: "Revision", kind: "change" },
-  { key: "change_pct", label: "Revision %", kind: "change_pct" },
+  ...compared_columns,
 ];
-
-const world_columns: Column[] = [
-  { key: "market_year", label: "Market year", kind: "year" },
-  { key: "measure_label", label: "Measure", kind: "text" },
-  { key: "previous_value", label: "Previous release", kind: "quantity" },
-  { key: "new_value", label: "This release", kind: "quantity" },
-  { key: "change", label: "Revision", kind: "change" },
-  { key: "change_pct", label: "Revision %", kind: "change_pct" },
-  { key: "revision", label: "What", kind: "text" },
-];
+const world_columns: Column[] = [...compared_columns, { key: "revision", label: "What", kind: "text" }];
 
 const release_columns: Column[] = [
   { key: "role", label: "", kind: "text" },

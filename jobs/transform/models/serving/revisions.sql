@@ -33,15 +33,6 @@ SELECT
   measure,
   previous_value,
   new_value,
-  new_value - previous_value AS change,
-  ROUND(100 * (new_value - previous_value) / NULLIF(previous_value, 0), 2) AS change_pct,
-  CASE
-    WHEN previous_value IS NULL THEN 'new'
-    WHEN new_value IS NULL THEN 'removed'
-    ELSE 'revised'
-  END AS revision
+  @revision_columns(previous_value, new_value)
 FROM compared
-WHERE @previous_release <> ''
-  AND previous_value IS DISTINCT FROM new_value
-  -- A zero in a country-year that one side lacks is no news: PSD leaves all-zero years out.
-  AND COALESCE(previous_value, new_value) <> 0
+WHERE @is_revision(previous_value, new_value)
