@@ -5,7 +5,9 @@ import { check_psd_header, etag_file_stem, landing_path, PSD_CSV_HEADER } from "
 import { next_current_release } from "../jobs/current_release.js";
 import { failure_line, release_replaced } from "../jobs/transform/transform.js";
 import { format_line } from "../lib/log.js";
+import { market_year_label } from "../web/market_year.js";
 import { cache_key, serving_version } from "../web/pages.js";
+import { break_note } from "../web/series_breaks.js";
 import { matched_etag, negotiate_encoding } from "../web/prepared_response.js";
 import { ResponseCache } from "../web/response_cache.js";
 
@@ -171,5 +173,19 @@ describe("content negotiation and validators", () => {
     assert.equal(matched_etag('"abcd"', etag), undefined);
     assert.equal(matched_etag('"abc-xx"', etag), undefined);
     assert.equal(matched_etag(undefined, etag), undefined);
+  });
+});
+
+describe("market years and series breaks as the pages say them", () => {
+  test("a market year is the season it starts: 2023/24, 1999/00", () => {
+    assert.deepEqual([2023, 1999, 2009, 1960].map(market_year_label), ["2023/24", "1999/00", "2009/10", "1960/61"]);
+  });
+  test("a break year names each country once, with its largest share, largest first", () => {
+    const entry = (country_code: string, country_name: string, measure: string, share_of_world_pct: number, event: "enters" | "leaves" = "enters") =>
+      ({ market_year: 2002, measure, country_code, country_name, event, share_of_world_pct });
+    assert.equal(break_note(2002, [entry("JA", "Japan", "imports", 7.67), entry("E4", "European Union", "domestic_consumption", 36.27),
+      entry("E4", "European Union", "imports", 47.3), entry("YE", "Yemen", "exports", 1.2, "leaves")]),
+    "2002/03: series break: European Union (47.3 % of world imports), Japan (7.7 % of world imports) enter PSD's coffee data; "
+      + "Yemen (1.2 % of world exports) leaves PSD's coffee data. The change against the year before is the data's coverage, not the market's.");
   });
 });

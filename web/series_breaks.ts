@@ -21,7 +21,10 @@ export function breaks_by_year(catalog: Catalog, from: number, to: number, count
   return years;
 }
 
-/** "2002/03: series break: European Union (47.3 % of world imports) and 4 more enter PSD's coffee data." */
+/**
+ * One sentence per break year, each country once with its largest share, largest first:
+ * "2016/17: series break: United Kingdom (3.3 % of world imports) enters PSD's coffee data. …"
+ */
 export function break_note(year: number, breaks: SeriesBreak[]): string {
   const sentences: string[] = [];
   for (const event of ["enters", "leaves"] as const) {
