@@ -6,6 +6,7 @@ import { read_current_release } from "../jobs/current_release.js";
 import { start_http_server, serve_release, type TestServer } from "./support/http_server.js";
 import { write_edited_release, type CellEdit } from "./support/psd_zip.js";
 import { make_sandbox, run_cli, shipped_zip_path, type Sandbox } from "./support/sandbox.js";
+import { get } from "./support/web_client.js";
 import { start_web, type WebProcess } from "./support/web_process.js";
 import { read_wide_csv } from "./support/wide_csv.js";
 
@@ -34,10 +35,9 @@ const revisions: (CellEdit & { measure: string; country: string; old: number })[
 ];
 
 async function fetch_text(base: string, address: string): Promise<string> {
-  const response = await fetch(base + address);
-  const text = await response.text();
-  assert.equal(response.status, 200, `${address}: ${text.slice(0, 300)}`);
-  return text;
+  const reply = await get(base, address);
+  assert.equal(reply.status, 200, `${address}: ${reply.text.slice(0, 300)}`);
+  return reply.text;
 }
 const api = async (base: string, address: string) => JSON.parse(await fetch_text(base, address)) as Api;
 const rows_of = (reply: Api, table: string) => reply.tables[table]!.rows;
@@ -258,9 +258,9 @@ describe("what changed between releases, end to end", () => {
       ["/api/changes.csv?table=secrets", 400, /table must be one of revised, new, removed, world, releases/],
     ];
     for (const [address, status, message] of cases) {
-      const response = await fetch(web.url + address);
-      assert.equal(response.status, status, address);
-      assert.match(await response.text(), message, address);
+      const reply = await get(web.url, address);
+      assert.equal(reply.status, status, address);
+      assert.match(reply.text, message, address);
     }
     const filtered = await api(web.url, "/api/changes?measure=production&country=BR&year=2023");
     assert.deepEqual(rows_of(filtered, "revised").map(key), ["BR 2023 production"]);
