@@ -62,18 +62,18 @@ function report(event: Event, all: Measured[]): Figure {
     () => all.every((m) => event.goal_met(m.failed)));
 }
 
-/** 8a, 8b, 8c, 8e: `materia daemon` as `npm start` runs it, on a checkout of a temporary git origin. */
+/** 9a, 9b, 9c, 9e: `materia daemon` as `npm start` runs it, on a checkout of a temporary git origin. */
 async function without_systemd(context: BenchContext, runs: number, steady_ms: number): Promise<Figure[]> {
   const events: (Event & { act: (daemon: DeployedDaemon) => Promise<unknown> })[] = [
-    { id: "8c", what: "kill -9 of the worker", act: (d) => d.kill_worker(), ...none_failed },
+    { id: "9c", what: "kill -9 of the worker", act: (d) => d.kill_worker(), ...none_failed },
     {
-      id: "8e", what: "kill -9 of the web process", act: (d) => d.kill_web(),
+      id: "9e", what: "kill -9 of the web process", act: (d) => d.kill_web(),
       goal: `≤ 1 failed per connection, 0 refused`,
       goal_met: (failed) => new Set(failed.map((r) => r.client)).size === failed.length &&
         failed.every((r) => r.outcome === "ECONNRESET" || r.outcome === "EPIPE"),
     },
-    { id: "8a", what: "kill -HUP with a new commit on the origin", act: (d) => d.hup_with_new_commit(), ...none_failed },
-    { id: "8b", what: "a self-update found by a cycle (Run now)", act: (d) => d.cycle_with_new_commit(), ...none_failed },
+    { id: "9a", what: "kill -HUP with a new commit on the origin", act: (d) => d.hup_with_new_commit(), ...none_failed },
+    { id: "9b", what: "a self-update found by a cycle (Run now)", act: (d) => d.cycle_with_new_commit(), ...none_failed },
   ];
   const daemon = await DeployedDaemon.start(fs.mkdtempSync(path.join(context.workspace.dir, "handover-")), { LOG_LEVEL: "warn" });
   const load = new LoadClient(daemon.web_url + ROUTE, { clients: CLIENTS, request_timeout_ms: 60_000, pause_after_failure_ms: 50 });
@@ -94,12 +94,12 @@ async function without_systemd(context: BenchContext, runs: number, steady_ms: n
   }
 }
 
-/** 8d: `systemctl restart` with socket activation, under a real systemd (test/support/materia_systemd.ts). */
+/** 9d: `systemctl restart` with socket activation, under a real systemd (test/support/materia_systemd.ts). */
 async function under_systemd(runs: number, steady_ms: number): Promise<Figure[]> {
-  const event: Event = { id: "8d", what: "systemctl restart with socket activation (real systemd)", ...none_failed };
+  const event: Event = { id: "9d", what: "systemctl restart with socket activation (real systemd)", ...none_failed };
   const refused = await systemd_namespace_refused();
   if (refused) {
-    console.error(`bench: 8d skipped: ${refused}`);
+    console.error(`bench: 9d skipped: ${refused}`);
     return [];
   }
   const upstream = await start_http_server(serve_release(shipped_zip_path, '"psd-release-1"', "Tue, 12 Nov 2024 12:00:00 GMT"));
@@ -130,7 +130,7 @@ async function under_systemd(runs: number, steady_ms: number): Promise<Figure[]>
   }
 }
 
-/** 8a–8e: the worst latency readers see while a process of the daemon is replaced, against the steady-state p99. */
+/** 9a–9e: the worst latency readers see while a process of the daemon is replaced, against the steady-state p99. */
 export async function bench_handover(context: BenchContext): Promise<Figure[]> {
   const runs = context.quick ? 1 : 3;
   const steady_ms = context.quick ? 1_000 : 5_000;

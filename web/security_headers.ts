@@ -1,4 +1,6 @@
-import type { IncomingMessage } from "node:http";
+import assert from "node:assert/strict";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import helmet, { type HelmetOptions } from "helmet";
 
 // The one header policy of every response. Express applies it as middleware; responses written
 // without Express (the fast path for cached pages and assets) send the same lists from here, so
@@ -14,44 +16,67 @@ export interface HeaderPolicy {
 /** Express's compiled "trust proxy" setting: may the peer at `address`, `hop` proxies away, be believed? */
 export type TrustProxy = (address: string, hop: number) => boolean;
 
-const content_security_policy = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "font-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'self'",
-  // No page may be framed anywhere; X-Frame-Options says the same to browsers without CSP 2.
-  "frame-ancestors 'none'",
-].join("; ");
+/** helmet's options for every response; only HSTS differs between the two variants. */
+function helmet_options(hsts: HeaderPolicy | undefined): HelmetOptions {
+  return {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", "data:"],
+        connectSrc: ["'self'"],
+        fontSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        baseUri: ["'none'"],
+        formAction: ["'self'"],
+        // No page may be framed anywhere; X-Frame-Options says the same to browsers without CSP 2.
+        frameAncestors: ["'none'"],
+      },
+    },
+    xFrameOptions: { action: "deny" },
+    // Nothing to other sites; our own forms keep a real Origin (under no-referrer, Chromium sends
+    // "Origin: null" with a same-origin form post, which the cross-site check must refuse).
+    referrerPolicy: { policy: "same-origin" },
+    strictTransportSecurity: hsts && hsts.hsts_max_age_s > 0
+      ? { maxAge: hsts.hsts_max_age_s, includeSubDomains: hsts.hsts_include_subdomains }
+      : false,
+  };
+}
 
-const always = [
-  "Content-Security-Policy", content_security_policy,
-  "X-Frame-Options", "DENY",
-  "X-Content-Type-Options", "nosniff",
-  // Nothing to other sites; our own forms keep a real Origin (under no-referrer, Chromium sends
-  // "Origin: null" with a same-origin form post, which the cross-site check must refuse).
-  "Referrer-Policy", "same-origin",
-  "Cross-Origin-Opener-Policy", "same-origin",
-  "Cross-Origin-Resource-Policy", "same-origin",
-  "Origin-Agent-Cluster", "?1",
-  "X-DNS-Prefetch-Control", "off",
-  "X-Permitted-Cross-Domain-Policies", "none",
-  // The old XSS auditor did more harm than good; "0" turns it off where it still exists.
-  "X-XSS-Protection", "0",
-] as const;
+/**
+ * What helmet sets on a response, recorded once as a flat [name, value, …] list for writeHead:
+ * helmet's headers depend on its options only, never on the request (asserted).
+ */
+function recorded(options: HelmetOptions): readonly string[] {
+  const headers = new Map<string, string>();
+  const recorder = {
+    setHeader(name: string, value: unknown) {
+      headers.set(name, String(value));
+      return recorder;
+    },
+    removeHeader(name: string) {
+      headers.delete(name);
+    },
+  };
+  let finished = false;
+  helmet(options)({} as IncomingMessage, recorder as unknown as ServerResponse, (error?: unknown) => {
+    if (error) throw error;
+    finished = true;
+  });
+  assert.ok(finished, "helmet runs synchronously and reads nothing of the request");
+  return [...headers].flat();
+}
 
 export class SecurityHeaders {
-  private readonly plain: readonly string[] = always;
+  private readonly plain: readonly string[];
   private readonly tls: readonly string[];
 
   constructor(policy: HeaderPolicy, private readonly trust: TrustProxy) {
     // Only over TLS: a browser ignores HSTS over plain HTTP, and whether TLS was used is the proxy's word.
-    const hsts = `max-age=${policy.hsts_max_age_s}${policy.hsts_include_subdomains ? "; includeSubDomains" : ""}`;
-    this.tls = policy.hsts_max_age_s === 0 ? always : [...always, "Strict-Transport-Security", hsts];
+    this.plain = recorded(helmet_options(undefined));
+    this.tls = recorded(helmet_options(policy));
   }
 
   /** The headers of an answer, as a flat [name, value, …] list for writeHead. */
