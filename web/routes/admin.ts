@@ -5,6 +5,7 @@ import { running_commit } from "../../lib/version.js";
 import { basic_auth, make_csrf } from "../admin_guard.js";
 import type { Catalog } from "../catalog.js";
 import { HttpError, not_found } from "../errors.js";
+import type { ResponseCacheStats } from "../response_cache.js";
 import type { ServingReader } from "../serving.js";
 
 /** How many runs the status page lists; the history file itself holds RUN_HISTORY_ENTRIES_MAX. */
@@ -14,7 +15,8 @@ const runs_shown_max = 50;
 export type RequestRun = () => boolean;
 
 /** Off (404) without ADMIN_PASSWORD. */
-export function mount_admin(app: Express, reader: ServingReader<Catalog>, config: Config, request_run: RequestRun | undefined): void {
+export function mount_admin(app: Express, reader: ServingReader<Catalog>, config: Config, request_run: RequestRun | undefined,
+  page_cache: () => ResponseCacheStats): void {
   if (config.admin_password === "") return;
   const csrf = make_csrf();
   const form = express.urlencoded({ extended: false, limit: config.web_body_bytes_max, parameterLimit: 10 });
@@ -25,6 +27,7 @@ export function mount_admin(app: Express, reader: ServingReader<Catalog>, config
     daemon: read_daemon_status(config.materia_state_dir) ?? null,
     serving: reader.serving_file() ?? null,
     refused: reader.refused_file() ?? null,
+    page_cache: page_cache(),
     supervised: request_run !== undefined,
     runs: read_run_history(config.materia_state_dir).slice(0, runs_shown_max)
       .map(({ output_tail: _tail, ...run }) => ({ ...run, duration_s: duration_s(run) })),
