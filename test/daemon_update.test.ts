@@ -1,48 +1,13 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import test from "node:test";
-import { promisify } from "node:util";
 import { read_daemon_status } from "../daemon/run_history.js";
-import { repo_root } from "../lib/paths.js";
+import { clone_linked_checkout, git, make_origin } from "./support/git_origin.js";
 import { DaemonProcess, kill_tagged, NotifySocket, processes_tagged, wait_until } from "./support/daemon_process.js";
 import { make_sandbox } from "./support/sandbox.js";
-
-const run = promisify(execFile);
-const git = async (cwd: string, ...args: string[]) =>
-  (await run("git", ["-c", "user.name=materia test", "-c", "user.email=test@materia.invalid", ...args],
-    { cwd, timeout: 60_000 })).stdout.trim();
-
-/**
- * The project as it is in this checkout (tracked and new files, nothing ignored), committed
- * into a fresh repository `work`, a bare `origin` cloned from it, and a `checkout` of origin
- * that shares node_modules and the Python venv and is built: what a production box holds.
- */
-async function make_origin_and_checkout(dir: string) {
-  const work = path.join(dir, "work");
-  const origin = path.join(dir, "origin.git");
-  const checkout = path.join(dir, "checkout");
-  const listed = await run("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-    { cwd: repo_root, maxBuffer: 16 * 1024 * 1024 });
-  for (const file of listed.stdout.split("\0").filter(Boolean)) {
-    const from = path.join(repo_root, file);
-    if (!fs.existsSync(from) || !fs.statSync(from).isFile()) continue; // deleted, not yet committed
-    fs.mkdirSync(path.dirname(path.join(work, file)), { recursive: true });
-    fs.copyFileSync(from, path.join(work, file));
-  }
-  await git(work, "init", "-q", "-b", "main");
-  await git(work, "add", "-A");
-  await git(work, "commit", "-q", "-m", "base");
-  await git(dir, "clone", "-q", "--bare", work, origin);
-  await git(dir, "clone", "-q", origin, checkout);
-  fs.symlinkSync(path.join(repo_root, "node_modules"), path.join(checkout, "node_modules"));
-  fs.symlinkSync(path.join(repo_root, ".venv"), path.join(checkout, ".venv"));
-  await run("npx", ["--no-install", "tsc", "-p", "tsconfig.json"], { cwd: checkout, timeout: 300_000 });
-  return { work, origin, checkout };
-}
 
 const admin_password = "test-admin-password";
 
@@ -85,7 +50,9 @@ test("HUP with a newer commit on the git origin: the daemon (same PID) runs it a
     sandbox.cleanup();
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  const { work, origin, checkout } = await make_origin_and_checkout(dir);
+  const { work, origin } = await make_origin(dir);
+  const checkout = path.join(dir, "checkout");
+  await clone_linked_checkout(origin, checkout);
   const base = await git(checkout, "rev-parse", "--short=12", "HEAD");
   const status = () => read_daemon_status(sandbox.config.materia_state_dir);
 
