@@ -20,10 +20,11 @@ export const overview_page: Page<OverviewParams> = {
     return view_options(input, catalog);
   },
   async load({ units, from, to }, snapshot: Snapshot<Catalog>): Promise<PageModel> {
-    const rows = await snapshot.query(
-      `SELECT ${balance_select} FROM world_balance WHERE market_year BETWEEN $from AND $to ORDER BY market_year`, { from, to });
-    const [latest, previous] = await snapshot.query(
-      `SELECT ${balance_select} FROM world_balance WHERE market_year IN ($to, $to - 1) ORDER BY market_year DESC`, { to });
+    // Both at once: after a swap, every reader of the overview waits for this.
+    const [rows, [latest, previous]] = await Promise.all([
+      snapshot.query(`SELECT ${balance_select} FROM world_balance WHERE market_year BETWEEN $from AND $to ORDER BY market_year`, { from, to }),
+      snapshot.query(`SELECT ${balance_select} FROM world_balance WHERE market_year IN ($to, $to - 1) ORDER BY market_year DESC`, { to }),
+    ]);
     const before = previous?.market_year === to - 1 ? previous : undefined;
     const comparison = headline_measures.map(({ key, label }) => {
       const value = latest?.[key] as number;
