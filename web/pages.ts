@@ -184,13 +184,25 @@ function in_units(model: PageModel): PageModel {
 }
 
 export function to_csv(table: Table): string {
-  const cell = (value: unknown) => {
-    const text = value === null || value === undefined ? "" : String(value);
-    return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-  };
-  const lines = [table.columns.map((column) => cell(column.key)).join(",")];
-  for (const row of table.rows) lines.push(table.columns.map((column) => cell(row[column.key])).join(","));
+  const lines = [table.columns.map((column) => csv_cell(column.key)).join(",")];
+  for (const row of table.rows) lines.push(table.columns.map((column) => csv_cell(row[column.key])).join(","));
   return lines.join("\r\n") + "\r\n";
+}
+
+/** What a spreadsheet may run as a formula when a cell starts with it (OWASP's CSV injection list). */
+const formula_start = /^[=+\-@\t\r]/;
+const plain_number = /^-?\d+(\.\d+)?(e[+-]?\d+)?$/i;
+
+/**
+ * One CSV cell, quoted when needed. A cell that a spreadsheet would take for a formula (a country
+ * name "=HYPERLINK(…)" in a release) gets a leading ' and quotes, as OWASP advises; plain numbers,
+ * negative ones included, stay numbers.
+ */
+export function csv_cell(value: unknown): string {
+  let text = value === null || value === undefined ? "" : String(value);
+  const formula = typeof value !== "number" && formula_start.test(text) && !plain_number.test(text);
+  if (formula) text = `'${text}`;
+  return formula || /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 const whole = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
