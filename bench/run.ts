@@ -11,6 +11,7 @@ import { bench_daemon } from "./daemon_bench.js";
 import { bench_export_vs_ctas } from "./export_vs_ctas.js";
 import { bench_extract_vs_curl } from "./extract_vs_curl.js";
 import { bench_web_limit } from "./web_limit.js";
+import { bench_transform_releases } from "./transform_releases.js";
 import { bench_web_reader } from "./web_reader.js";
 import { format_table, type Figure } from "./stats.js";
 import { prepare_workspace, type BenchContext } from "./workspace.js";
@@ -21,6 +22,7 @@ const benches: Record<string, (context: BenchContext) => Promise<Figure[]>> = {
   web: bench_web_reader,
   pages: bench_web_limit,
   daemon: bench_daemon,
+  transform: bench_transform_releases,
 };
 
 const { values } = parseArgs({

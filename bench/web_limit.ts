@@ -29,7 +29,7 @@ const pages = [
 ] as const;
 
 /**
- * 8–9. Each page, cached, against the limit: a bare node:http server answering the very same
+ * 10–11. Each page, cached, against the limit: a bare node:http server answering the very same
  * status, headers and bytes from memory (8: no Accept-Encoding, 9: `br, gzip`), same client, same
  * connections. 2c: what the page cache costs in memory when full.
  */
@@ -59,7 +59,7 @@ export async function bench_web_limit(context: BenchContext): Promise<Figure[]> 
         if (failed > 0) throw new Error(`${route}: ${failed} failed requests`);
         const size_kb = recorded.find((r) => r.url === route && r.compressed === compressed)!.body_base64.length * 0.75 / 1024;
         const median = (loads_of: Load[], key: "latency_ms_p50" | "latency_ms_p99") => sample(loads_of.map((l) => l[key]), "ms").median;
-        figures.push(figure(`${compressed ? 9 : 8}${letter}`,
+        figures.push(figure(`${compressed ? 11 : 10}${letter}`,
           `${route}${compressed ? " (br)" : ""}, ${size_kb.toFixed(1)} KB, req/s vs bare node:http (p50 ${median(loads.ours, "latency_ms_p50")} vs ` +
           `${median(loads.bare, "latency_ms_p50")} ms, p99 ${median(loads.ours, "latency_ms_p99")} vs ${median(loads.bare, "latency_ms_p99")} ms)`,
           sample(loads.ours.map((l) => l.requests_per_s), "req/s"), sample(loads.bare.map((l) => l.requests_per_s), "req/s"),

@@ -63,7 +63,7 @@ describe("the dashboard on the real data", () => {
     const page = await get(web.url, "/");
     assert.equal(page.status, 200);
     const production = world_totals("Production");
-    assert.match(page.text, new RegExp(`Production 2023</div>\\s*<div class="card-value"[^>]*>${bags.format(production.get(2023)!)}<`));
+    assert.match(page.text, new RegExp(`Production 2023/24</div>\\s*<div class="card-value"[^>]*>${bags.format(production.get(2023)!)}<`));
     const change = production.get(2023)! - production.get(2022)!;
     assert.ok(page.text.includes(`+${bags.format(change)} `), "the change against 2022 is shown");
     assert.ok(page.text.includes('<canvas id="world-production"'), "the page holds the charts");
@@ -104,7 +104,7 @@ describe("the dashboard on the real data", () => {
     assert.deepEqual(csv.map((row) => Number(row.value)), expected.map((row) => row.values.Production! * 60));
 
     const page = await get(web.url, "/rankings?year=2023");
-    for (const heading of ["Top producers 2023", "Top exporters 2023", "Top importers 2023", "Top consumers 2023"]) {
+    for (const heading of ["Top producers 2023/24", "Top exporters 2023/24", "Top importers 2023/24", "Top consumers 2023/24"]) {
       assert.ok(page.text.includes(heading), heading);
     }
     assert.match(page.text, /<a href="\/country\/BR">Brazil<\/a><\/td>\s*<td class="text" data-key="country_code">BR<\/td>\s*<td class="quantity" data-key="value">66,300</);

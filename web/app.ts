@@ -12,6 +12,7 @@ import { make_fast_path } from "./fast_path.js";
 import { PageResponses } from "./page_responses.js";
 import { format_cell, mount_page, type RenderHtml } from "./pages.js";
 import { mount_admin, type RequestRun } from "./routes/admin.js";
+import { changes_page } from "./routes/changes.js";
 import { mount_country_picker, country_page } from "./routes/country.js";
 import { mount_health } from "./routes/health.js";
 import { overview_page } from "./routes/overview.js";
@@ -51,7 +52,7 @@ export function create_app(config: Config, reader: ServingReader<Catalog>, reque
     security_headers: security,
     render_html,
   });
-  const pages = [overview_page, rankings_page, country_page];
+  const pages = [overview_page, rankings_page, country_page, changes_page];
   const fast_path = make_fast_path({ pages, responses, assets, url_bytes_max: config.web_url_bytes_max });
 
   app.use((req, _res, next) => {
