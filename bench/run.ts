@@ -11,6 +11,7 @@ import { bench_daemon } from "./daemon_bench.js";
 import { bench_export_vs_ctas } from "./export_vs_ctas.js";
 import { bench_extract_vs_curl } from "./extract_vs_curl.js";
 import { bench_handover } from "./handover.js";
+import { bench_web_limit } from "./web_limit.js";
 import { bench_transform_releases } from "./transform_releases.js";
 import { bench_web_reader } from "./web_reader.js";
 import { format_table, type Figure } from "./stats.js";
@@ -20,6 +21,7 @@ const benches: Record<string, (context: BenchContext) => Promise<Figure[]>> = {
   export: bench_export_vs_ctas,
   extract: bench_extract_vs_curl,
   web: bench_web_reader,
+  pages: bench_web_limit,
   daemon: bench_daemon,
   transform: bench_transform_releases,
   handover: bench_handover,

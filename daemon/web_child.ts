@@ -6,6 +6,7 @@ import { child_env } from "../lib/child_env.js";
 import { log } from "../lib/log.js";
 import { compiled_path } from "../lib/paths.js";
 import { listen_fd_variable, web_listen_fd, type WebMessage } from "../lib/web_ipc.js";
+import { web_env, web_exec_argv } from "../lib/web_launch.js";
 import { restart_delay_first_ms } from "./restart_delay.js";
 import { web_next, web_state_initial, type WebAction, type WebEvent, type WebState } from "./web_handover.js";
 
@@ -108,11 +109,12 @@ export class WebChild {
     // fixed when a process starts, so it is set here: the query cap plus room for fs.
     const env = child_env({
       UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(this.config.web_query_concurrency_max + 2),
+      ...web_env,
       [listen_fd_variable]: String(web_listen_fd),
     });
     let child: ChildProcess;
     try {
-      child = fork(entry, [], { env, stdio: ["ignore", "inherit", "inherit", "ipc", this.listen_fd] });
+      child = fork(entry, [], { env, execArgv: [...web_exec_argv], stdio: ["ignore", "inherit", "inherit", "ipc", this.listen_fd] });
     } catch (error) {
       return this.dispatch({ kind: "fork_failed", reason: (error as Error).message });
     }

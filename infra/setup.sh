@@ -34,6 +34,9 @@ if $with_test_tools; then
   # the daemon tests: systemd-notify against a fake NOTIFY_SOCKET (same Debian package)
   [ -x /usr/bin/systemd-notify ] || missing="$missing systemd"
   [ -x /usr/bin/rclone ] || missing="$missing rclone"
+  # the benchmarks' references (npm test runs their quick mode): curl, and unzip -t
+  [ -x /usr/bin/curl ] || missing="$missing curl"
+  [ -x /usr/bin/unzip ] || missing="$missing unzip"
   if [ -n "$missing" ]; then
     echo "setup: installing Debian packages:$missing"
     apt_install $missing
