@@ -212,7 +212,7 @@ test("kill -9 of the daemon's worker during a transform: the daemon (same PID) s
   process.kill(old_worker_pid, "SIGKILL");
   const web_pid = status()!.web_pid;
   assert.ok(web_pid);
-  await daemon.wait_for_line(new RegExp(`^<3>error: daemon: worker ${old_worker_pid} died \\(SIGKILL\\); starting a new one in \\d+ ms; the web keeps serving$`), 10_000);
+  await daemon.wait_for_line(new RegExp(`^<3>error: daemon: worker ${old_worker_pid} died \\(SIGKILL\\); starting a new one in \\d+ ms; the web keeps serving$`), 30_000);
   await wait_until("the left SQLMesh group killed", 20_000, () => !process_group_alive(pgid));
   await daemon.wait_for_line(/^<4>warn: killed 1 process group\(s\) left by a worker that died$/, 5_000);
   const closed = await wait_until("the dead worker's transform run closed", 5_000,
@@ -220,7 +220,7 @@ test("kill -9 of the daemon's worker during a transform: the daemon (same PID) s
   assert.ok(closed.ended_at);
   assert.equal(status()!.pid, daemon.pid);
   assert.notEqual(status()!.worker_pid, old_worker_pid);
-  await wait_until("the new worker to know the web process", 10_000, () => status()?.web_pid === web_pid);
+  await wait_until("the new worker to know the web process", 30_000, () => status()?.web_pid === web_pid);
   assert.equal(pid_alive(web_pid), true, "the web process the dead worker knew still runs");
 
   assert.equal((await daemon.terminate(stop_timeout_s * 1000 + 5_000)).code, 0);
