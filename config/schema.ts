@@ -6,13 +6,13 @@ import { z } from "zod";
 // (the PSD file shipped in the repo); production overrides paths and PSD_SOURCE_URL.
 
 const seconds = (default_s: number, max_s: number) =>
-  z.coerce.number().int("must be a whole number of seconds").min(1, "must be at least 1 second")
+  z.coerce.number("must be a whole number of seconds").int("must be a whole number of seconds").min(1, "must be at least 1 second")
     .max(max_s, `must be at most ${max_s} seconds`).default(default_s);
 const milliseconds = (default_ms: number, max_ms: number) =>
-  z.coerce.number().int("must be a whole number of milliseconds").min(1, "must be at least 1 ms")
+  z.coerce.number("must be a whole number of milliseconds").int("must be a whole number of milliseconds").min(1, "must be at least 1 ms")
     .max(max_ms, `must be at most ${max_ms} ms`).default(default_ms);
 const bytes = (default_bytes: number) =>
-  z.coerce.number().int("must be a whole number of bytes").min(1024, "must be at least 1024 bytes")
+  z.coerce.number("must be a whole number of bytes").int("must be a whole number of bytes").min(1024, "must be at least 1024 bytes")
     .default(default_bytes);
 const path_setting = (default_path: string) =>
   z.string().min(1, "must not be empty").default(default_path);
@@ -56,6 +56,14 @@ export function config_schema(repo_root: string) {
     RESTART_DELAY_MS_MAX: milliseconds(30_000, 600_000),
     RESTART_RESET_S: seconds(60, 3600),
     NOTIFY_TIMEOUT_MS: milliseconds(5000, 60_000),
+    // The dead-man's switch (lib/freshness.ts). Unset: 3 × PIPELINE_INTERVAL_S + PIPELINE_BACKOFF_S (see load.ts).
+    STALE_AFTER_S: z.coerce.number("must be a whole number of seconds").int("must be a whole number of seconds").min(1, "must be at least 1 second")
+      .max(30 * 24 * 3600, `must be at most ${30 * 24 * 3600} seconds`).optional(),
+    // healthchecks.io's convention: <url>/start, <url> on success, <url>/fail with the reason. Empty: off.
+    HEALTHCHECK_PING_URL: z.string().default("")
+      .refine((u) => u === "" || (URL.canParse(u) && ["http:", "https:"].includes(new URL(u).protocol)),
+        "must be empty or an http:// or https:// URL"),
+    HEALTHCHECK_TIMEOUT_MS: milliseconds(10_000, 60_000),
 
     // web (web/)
     WEB_HOST: z.string().min(1, "must not be empty").default("127.0.0.1"),
@@ -86,4 +94,7 @@ export function config_schema(repo_root: string) {
 export type Config = {
   [K in keyof z.output<ReturnType<typeof config_schema>> as Lowercase<K & string>]:
     z.output<ReturnType<typeof config_schema>>[K];
+} & {
+  /** Always set after load_config: its default depends on two other settings. */
+  stale_after_s: number;
 };
