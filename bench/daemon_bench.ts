@@ -6,12 +6,13 @@ import { serve_release, start_http_server } from "../test/support/http_server.js
 import { write_revised_release } from "../test/support/psd_zip.js";
 import { DaemonProcess, wait_until } from "../test/support/daemon_process.js";
 import { make_sandbox, run_cli, shipped_zip_path } from "../test/support/sandbox.js";
+import { basic, form, form_session } from "../test/support/web_client.js";
 import { cpu_seconds, process_tree, resident_bytes } from "./proc.js";
 import { figure, sample, seconds_of, type Figure } from "./stats.js";
 import type { BenchContext } from "./workspace.js";
 
 const MB = 1024 * 1024;
-const ADMIN_PASSWORD = "bench-admin";
+const ADMIN_PASSWORD = "bench-admin-password";
 
 /** 6. Idle footprint of daemon + web, against the floor: as many bare idle Node processes. */
 async function footprint(daemon: DaemonProcess, window_s: number): Promise<Figure[]> {
@@ -69,17 +70,15 @@ async function end_to_end(context: BenchContext, runs: number): Promise<Figure[]
     const web_url = (await daemon.wait_for_line(/web: listening on http/, 10_000)).match(/(http:\/\/\S+)/)![1]!;
     figures.push(...await footprint(daemon, context.quick ? 3 : 30));
 
-    const auth = { authorization: `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString("base64")}` };
-    const admin_page = await (await fetch(`${web_url}/admin`, { headers: auth })).text();
-    const csrf_token = /name="csrf_token" value="([^"]+)"/.exec(admin_page)![1]!;
+    const session = await form_session(web_url, "/admin", basic(ADMIN_PASSWORD));
     const through_daemon: number[] = [];
     const by_hand: number[] = [];
     for (let run = 1; run <= runs; run++) {
       current = run;
       const expected = 70_000 + run - 1;
       through_daemon.push(await seconds_of(async () => {
-        const asked = await fetch(`${web_url}/admin/run-now`, { method: "POST", headers: { ...auth, "content-type": "application/x-www-form-urlencoded" },
-          body: new URLSearchParams({ csrf_token }), redirect: "manual" });
+        const asked = await fetch(`${web_url}/admin/run-now`,
+          { redirect: "manual", ...form({ csrf_token: session.token }, { ...basic(ADMIN_PASSWORD), cookie: session.cookie }) });
         if (asked.status !== 303) throw new Error(`Run now answered ${asked.status}`);
         await wait_until("the new release on /api", 300_000, async () => {
           const body = await (await fetch(`${web_url}/api/country/BR?from=2023&to=2023`)).json() as { tables: { balance: { rows: { production: number }[] } } };

@@ -4,7 +4,7 @@ import { run_export_serving } from "../jobs/export_serving/export_serving.js";
 import { figure, sample, seconds_of, side_by_side, type Figure } from "./stats.js";
 import { config_with, run_sql, type BenchContext } from "./workspace.js";
 
-const SERVING_TABLES = ["country_balance", "rankings", "release", "world_balance"];
+const SERVING_TABLES = ["country_balance", "rankings", "release", "revisions", "series_breaks", "world_balance", "world_revisions"];
 
 /**
  * 4. export_serving against the limit: a bare CREATE TABLE AS SELECT of the same tables into a
@@ -61,6 +61,9 @@ async function write_scaled_lakehouse(source: string, target: string, scale: num
     `CREATE TABLE serving.country_balance AS SELECT t.* REPLACE (t.country_code || '-' || i AS country_code) FROM lakehouse.serving.country_balance AS t, ${copies}`,
     `CREATE TABLE serving.rankings AS SELECT t.* REPLACE (t.country_code || '-' || i AS country_code) FROM lakehouse.serving.rankings AS t, ${copies}`,
     `CREATE TABLE serving.world_balance AS SELECT t.* REPLACE ((t.market_year + 1000 * i)::INTEGER AS market_year) FROM lakehouse.serving.world_balance AS t, ${copies}`,
+    `CREATE TABLE serving.revisions AS SELECT t.* REPLACE (t.country_code || '-' || i AS country_code) FROM lakehouse.serving.revisions AS t, ${copies}`,
+    `CREATE TABLE serving.series_breaks AS SELECT t.* REPLACE (t.country_code || '-' || i AS country_code) FROM lakehouse.serving.series_breaks AS t, ${copies}`,
+    `CREATE TABLE serving.world_revisions AS SELECT t.* REPLACE ((t.market_year + 1000 * i)::INTEGER AS market_year) FROM lakehouse.serving.world_revisions AS t, ${copies}`,
     "CREATE TABLE serving.release AS SELECT * FROM lakehouse.serving.release",
   ]);
 }

@@ -6,6 +6,8 @@ import { config_schema, type Config } from "./schema.js";
 
 export class ConfigError extends Error {}
 
+const secret_settings: ReadonlySet<string> = new Set(["ADMIN_PASSWORD"]);
+
 /**
  * Validates settings from `env` (the process environment by default), after loading the
  * optional env file named by MATERIA_ENV_FILE. Throws ConfigError with one line naming the
@@ -25,7 +27,10 @@ export function load_config(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const name = String(issue.path[0]);
-    throw new ConfigError(`config: ${name} ${issue.message} (got ${JSON.stringify(raw[name])})`);
+    const value = raw[name];
+    // A secret is never echoed (the message goes to the journal).
+    const got = value === undefined ? "its default" : secret_settings.has(name) ? `${String(value).length} characters` : JSON.stringify(value);
+    throw new ConfigError(`config: ${name} ${issue.message} (got ${got})`);
   }
   const config = Object.fromEntries(Object.entries(parsed.data).map(([k, v]) => [k.toLowerCase(), v])) as Config;
   // Three missed cycles and a backoff: one failure, or a late cycle, is not yet "stale".

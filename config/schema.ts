@@ -1,3 +1,4 @@
+import net from "node:net";
 import path from "node:path";
 import { z } from "zod";
 
@@ -14,6 +15,11 @@ const milliseconds = (default_ms: number, max_ms: number) =>
 const bytes = (default_bytes: number) =>
   z.coerce.number("must be a whole number of bytes").int("must be a whole number of bytes").min(1024, "must be at least 1024 bytes")
     .default(default_bytes);
+const whole_number = (default_value: number, min: number, max: number) =>
+  z.coerce.number("must be a whole number").int("must be a whole number").min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`).default(default_value);
+const on_off = (default_value: "on" | "off") =>
+  z.enum(["on", "off"], "must be on or off").default(default_value).transform((v) => v === "on");
 const path_setting = (default_path: string) =>
   z.string().min(1, "must not be empty").default(default_path);
 
@@ -69,7 +75,28 @@ export function config_schema(repo_root: string) {
     WEB_HOST: z.string().min(1, "must not be empty").default("127.0.0.1"),
     WEB_PORT: z.coerce.number().int("must be a whole number").min(0, "must be a port number")
       .max(65535, "must be a port number").default(5000),
-    ADMIN_PASSWORD: z.string().default(""),
+    ADMIN_PASSWORD: z.string().default("")
+      .refine((p) => p === "" || p.length >= admin_password_chars_min,
+        `must be empty (admin pages off) or at least ${admin_password_chars_min} characters`),
+    // Failed admin logins per client address within the window before it gets 429 until the window ends.
+    WEB_ADMIN_LOGIN_FAILURES_MAX: whole_number(10, 1, 1000),
+    WEB_ADMIN_LOGIN_WINDOW_S: seconds(900, 24 * 3600),
+    // Client addresses whose failures are remembered; past it, new ones share one counter.
+    WEB_ADMIN_LOGIN_CLIENTS_MAX: whole_number(10_000, 1, 1_000_000),
+    // Which proxies may tell the client's address and scheme (X-Forwarded-For/-Proto): off, a
+    // number of hops, or addresses/subnets (comma-separated; loopback, linklocal, uniquelocal).
+    WEB_TRUST_PROXY: z.string().default("")
+      .refine((v) => v === "" || /^\d{1,2}$/.test(v) || v.split(",").every((item) => is_proxy_address(item.trim())),
+        "must be empty, a number of hops, or comma-separated addresses or subnets (e.g. loopback, 10.0.0.0/8)")
+      .transform((v): false | number | string[] => v === "" ? false : /^\d+$/.test(v) ? Number(v) : v.split(",").map((item) => item.trim())),
+    // HSTS goes only on answers to requests that came over TLS through a trusted proxy; 0 sends none.
+    WEB_HSTS_MAX_AGE_S: whole_number(365 * 24 * 3600, 0, 2 * 365 * 24 * 3600),
+    WEB_HSTS_INCLUDE_SUBDOMAINS: on_off("off"),
+    WEB_HEADERS_TIMEOUT_MS: milliseconds(10_000, 600_000),
+    WEB_REQUEST_TIMEOUT_MS: milliseconds(30_000, 600_000),
+    WEB_KEEP_ALIVE_TIMEOUT_MS: milliseconds(5_000, 600_000),
+    WEB_SOCKET_IDLE_TIMEOUT_MS: milliseconds(60_000, 3_600_000),
+    WEB_CONNECTIONS_MAX: whole_number(1000, 1, 100_000),
     WEB_BODY_BYTES_MAX: bytes(16 * 1024),
     WEB_URL_BYTES_MAX: bytes(4 * 1024),
     WEB_SHUTDOWN_GRACE_MS: milliseconds(5000, 60_000),
@@ -87,8 +114,28 @@ export function config_schema(repo_root: string) {
     WEB_CDN_STALE_WHILE_REVALIDATE_S: z.coerce.number().int("must be a whole number of seconds")
       .min(0, "must be at least 0 seconds").max(7 * 24 * 3600, `must be at most ${7 * 24 * 3600} seconds`).default(600),
     // "off" only for benchmarking the cost of the per-request stat: a swapped file is then never seen.
-    WEB_SWAP_CHECK: z.enum(["on", "off"], "must be on or off").default("on").transform((v) => v === "on"),
+    WEB_SWAP_CHECK: on_off("on"),
+  }).superRefine((settings, context) => {
+    // Node refuses a headers bound past the request bound; a socket idle bound below the query bound would cut slow queries.
+    const longer = (name: keyof typeof settings, other: keyof typeof settings) => {
+      const [value, bound] = [settings[name], settings[other]];
+      if (typeof value === "number" && typeof bound === "number" && value > bound) {
+        context.addIssue({ code: "custom", path: [name], message: `must not be longer than ${other}=${settings[other]}` });
+      }
+    };
+    longer("WEB_HEADERS_TIMEOUT_MS", "WEB_REQUEST_TIMEOUT_MS");
+    longer("WEB_QUERY_TIMEOUT_MS", "WEB_SOCKET_IDLE_TIMEOUT_MS");
   });
+}
+
+const admin_password_chars_min = 12;
+
+function is_proxy_address(item: string): boolean {
+  if (["loopback", "linklocal", "uniquelocal"].includes(item)) return true;
+  const [address, prefix, ...rest] = item.split("/");
+  const family = net.isIP(address ?? "");
+  if (family === 0 || rest.length > 0) return false;
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
 }
 
 export type Config = {

@@ -1,17 +1,17 @@
 import fs from "node:fs";
 import path from "node:path";
 
-// The landing dir's layout, shared by extract (writes) and transform (reads):
-// LANDING_DIR/psd/{year}/{month}/{etag}.csv.gzip, never changed once renamed into place.
+// The landing dir's layout, shared by extract (writes) and transform (its SQLMesh macro
+// jobs/transform/macros/landing.py reads the same layout): LANDING_DIR/psd/{year}/{month}/{etag}.csv.gzip,
+// never changed once renamed into place. Its mtime is when it landed.
 
 export interface LandedRelease {
   path: string;
   /** The file name without .csv.gzip: the release's ETag, made safe for a file name. */
   etag_stem: string;
-  mtime_ms: number;
 }
 
-const LANDED_SUFFIX = ".csv.gzip";
+export const LANDED_SUFFIX = ".csv.gzip";
 const YEAR = /^\d{4}$/;
 const MONTH = /^\d{2}$/;
 
@@ -24,16 +24,11 @@ export function list_landed_releases(landing_dir: string): LandedRelease[] {
       for (const name of readdir_or_empty(month_dir)) {
         if (!name.endsWith(LANDED_SUFFIX) || name.startsWith(".")) continue;
         const file = path.join(month_dir, name);
-        releases.push({ path: file, etag_stem: name.slice(0, -LANDED_SUFFIX.length), mtime_ms: fs.statSync(file).mtimeMs });
+        releases.push({ path: file, etag_stem: name.slice(0, -LANDED_SUFFIX.length) });
       }
     }
   }
   return releases;
-}
-
-/** The release transform reads: the one landed last (ties broken by path, so the pick is stable). */
-export function newest_release(releases: LandedRelease[]): LandedRelease | undefined {
-  return [...releases].sort((a, b) => b.mtime_ms - a.mtime_ms || b.path.localeCompare(a.path))[0];
 }
 
 /** Where extract writes before the rename; the dot keeps it out of every glob that reads releases. */

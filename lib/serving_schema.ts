@@ -26,12 +26,31 @@ const balance_columns = {
   domestic_consumption: "DOUBLE",
   ending_stocks: "DOUBLE",
   stocks_to_use_pct: "DOUBLE",
+  stocks_to_consumption_pct: "DOUBLE",
+} as const satisfies Record<string, DuckDBTypeName>;
+
+/** A figure of the published release against the one it replaced (revisions, world_revisions). */
+const revision_columns = {
+  market_year: "INTEGER",
+  measure: "VARCHAR",
+  previous_value: "DOUBLE",
+  new_value: "DOUBLE",
+  change: "DOUBLE",
+  change_pct: "DOUBLE",
+  revision: "VARCHAR",
 } as const satisfies Record<string, DuckDBTypeName>;
 
 export const serving_schema = {
   /** Written by export_serving itself. */
   export_info: { release_id: "VARCHAR", exported_at: "TIMESTAMP WITH TIME ZONE" },
-  release: { release_id: "VARCHAR", landed_at: "TIMESTAMP WITH TIME ZONE" },
+  release: {
+    release_id: "VARCHAR",
+    landed_at: "TIMESTAMP WITH TIME ZONE",
+    usda_release_month: "DATE",
+    previous_release_id: "VARCHAR",
+    previous_landed_at: "TIMESTAMP WITH TIME ZONE",
+    previous_usda_release_month: "DATE",
+  },
   world_balance: balance_columns,
   country_balance: { country_code: "VARCHAR", country_name: "VARCHAR", ...balance_columns },
   rankings: {
@@ -44,6 +63,17 @@ export const serving_schema = {
     share_of_world_pct: "DOUBLE",
     change_vs_previous_year: "DOUBLE",
     change_vs_previous_year_pct: "DOUBLE",
+  },
+  revisions: { country_code: "VARCHAR", country_name: "VARCHAR", ...revision_columns },
+  world_revisions: revision_columns,
+  series_breaks: {
+    market_year: "INTEGER",
+    measure: "VARCHAR",
+    country_code: "VARCHAR",
+    country_name: "VARCHAR",
+    event: "VARCHAR",
+    value: "DOUBLE",
+    share_of_world_pct: "DOUBLE",
   },
 } as const satisfies ServingSchema;
 

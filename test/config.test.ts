@@ -34,14 +34,29 @@ describe("config", () => {
       [{ HEALTHCHECK_PING_URL: "hc-ping.com/abc" }, /^materia: config: HEALTHCHECK_PING_URL must be empty or an http:\/\/ or https:\/\/ URL \(got "hc-ping\.com\/abc"\)$/],
       [{ HEALTHCHECK_TIMEOUT_MS: "0" }, /^materia: config: HEALTHCHECK_TIMEOUT_MS must be at least 1 ms \(got "0"\)$/],
       [{ MATERIA_ENV_FILE: "/nonexistent/materia.env" }, /^materia: config: MATERIA_ENV_FILE: no such file \/nonexistent\/materia\.env$/],
+      [{ ADMIN_PASSWORD: "hunter2hunt" },
+        /^materia: config: ADMIN_PASSWORD must be empty \(admin pages off\) or at least 12 characters \(got 11 characters\)$/],
+      [{ WEB_HEADERS_TIMEOUT_MS: "40000" }, /^materia: config: WEB_HEADERS_TIMEOUT_MS must not be longer than WEB_REQUEST_TIMEOUT_MS=30000 \(got "40000"\)$/],
+      [{ WEB_QUERY_TIMEOUT_MS: "90000" }, /^materia: config: WEB_QUERY_TIMEOUT_MS must not be longer than WEB_SOCKET_IDLE_TIMEOUT_MS=60000 \(got "90000"\)$/],
+      [{ WEB_TRUST_PROXY: "everyone" }, /^materia: config: WEB_TRUST_PROXY must be empty, a number of hops, or comma-separated addresses/],
+      [{ WEB_TRUST_PROXY: "10.0.0.0/33" }, /^materia: config: WEB_TRUST_PROXY must be empty/],
+      [{ WEB_CONNECTIONS_MAX: "0" }, /^materia: config: WEB_CONNECTIONS_MAX must be at least 1 \(got "0"\)$/],
     ];
     for (const [settings, expected] of cases) {
       const result = await run_cli(["pipeline", "run", "extract"], { ...sandbox.env, ...settings });
       assert.equal(result.code, 2, JSON.stringify(settings));
       assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
       assert.match(result.stderr.trim(), expected);
+      if (settings.ADMIN_PASSWORD) assert.ok(!result.stderr.includes(settings.ADMIN_PASSWORD), "a password is never echoed");
       assert.equal(fs.existsSync(sandbox.config.landing_dir), false, "nothing ran");
     }
+  });
+
+  test("proxies to trust: off by default, a number of hops, or addresses and subnets", () => {
+    assert.equal(load_config({}).web_trust_proxy, false);
+    assert.equal(load_config({ WEB_TRUST_PROXY: "1" }).web_trust_proxy, 1);
+    assert.deepEqual(load_config({ WEB_TRUST_PROXY: "loopback, 10.0.0.0/8,::1" }).web_trust_proxy, ["loopback", "10.0.0.0/8", "::1"]);
+    assert.equal(load_config({ ADMIN_PASSWORD: "a".repeat(12) }).admin_password, "a".repeat(12), "12 characters are enough");
   });
 
   test("an env file is read, and the environment wins over it", () => {

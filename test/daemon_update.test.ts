@@ -8,19 +8,15 @@ import { read_daemon_status } from "../daemon/run_history.js";
 import { clone_linked_checkout, git, make_origin } from "./support/git_origin.js";
 import { DaemonProcess, kill_tagged, NotifySocket, processes_tagged, wait_until } from "./support/daemon_process.js";
 import { make_sandbox } from "./support/sandbox.js";
+import { basic, form, form_session } from "./support/web_client.js";
 
 const admin_password = "test-admin-password";
 
-/** The operator presses "Run now" on the admin page, as a browser would: Basic auth, the form's CSRF token. */
+/** The operator presses "Run now" on the admin page, as a browser would: Basic auth, the session cookie and the form's CSRF token. */
 async function press_run_now(web_url: string): Promise<number> {
-  const authorization = `Basic ${Buffer.from(`admin:${admin_password}`).toString("base64")}`;
-  const page = await (await fetch(`${web_url}/admin`, { headers: { authorization } })).text();
-  const csrf_token = /name="csrf_token" value="([^"]+)"/.exec(page)?.[1];
-  assert.ok(csrf_token, "the admin page has the Run now form");
-  const response = await fetch(`${web_url}/admin/run-now`, {
-    method: "POST", redirect: "manual", headers: { authorization, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ csrf_token }).toString(),
-  });
+  const session = await form_session(web_url, "/admin", basic(admin_password));
+  const response = await fetch(`${web_url}/admin/run-now`,
+    { redirect: "manual", ...form({ csrf_token: session.token }, { ...basic(admin_password), cookie: session.cookie }) });
   return response.status;
 }
 

@@ -3,6 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import zlib from "node:zlib";
+import { current_release_path, read_current_release } from "../jobs/current_release.js";
 import { serve_release, start_http_server, type TestServer } from "./support/http_server.js";
 import { shipped_csv, zip_buffer } from "./support/psd_zip.js";
 import { list_files, make_sandbox, run_cli, shipped_zip_path, type Sandbox } from "./support/sandbox.js";
@@ -42,8 +43,20 @@ describe("extract from an HTTP server", () => {
     assert.equal(fs.statSync(path.join(sandbox.config.landing_dir, before_files[0]!)).mtimeMs, before_mtime);
   });
 
+  test("the release upstream serves is the current one, and a damaged pointer is replaced by the next extract", async () => {
+    const pointer = read_current_release(sandbox.config.materia_state_dir)!;
+    assert.deepEqual([pointer.etag, pointer.release_id, pointer.file], [ETAG, "psd-2024-10-10T12_00_00", "psd/2024/10/psd-2024-10-10T12_00_00.csv.gzip"]);
+    fs.writeFileSync(current_release_path(sandbox.config.materia_state_dir), "{ cut short");
+    const result = await run_cli(["pipeline", "run", "extract"], sandbox.env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /warn: extract: ignoring the current-release pointer: .*current_release\.json is not readable JSON/);
+    assert.equal(server.requests.at(-1)!.if_none_match, undefined, "an unconditional request");
+    assert.match(result.stdout, /already landed/);
+    assert.deepEqual(read_current_release(sandbox.config.materia_state_dir)!.file, pointer.file);
+  });
+
   test("a server that ignores If-None-Match and sends the same ETag lands nothing new", async () => {
-    fs.rmSync(path.join(sandbox.config.materia_state_dir, "extract.json"));
+    fs.rmSync(path.join(sandbox.config.materia_state_dir, "current_release.json"));
     const before_files = list_files(sandbox.config.landing_dir);
     const result = await run_cli(["pipeline", "run", "extract"], sandbox.env);
     assert.equal(result.code, 0, result.stderr);
@@ -130,7 +143,7 @@ async function assert_refused(t: { after(fn: () => unknown): void }, handler: Pa
   assert.match(error_lines[0]!, /^materia: extract: /);
   assert.match(error_lines[0]!, expected);
   assert.deepEqual(list_files(sandbox.config.landing_dir), []);
-  assert.equal(fs.existsSync(path.join(sandbox.config.materia_state_dir, "extract.json")), false);
+  assert.equal(fs.existsSync(path.join(sandbox.config.materia_state_dir, "current_release.json")), false);
 }
 
 function serve_body(body: Buffer): Parameters<typeof start_http_server>[0] {

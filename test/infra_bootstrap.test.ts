@@ -109,7 +109,7 @@ describe("bootstrap.sh --root", () => {
     const root = path.join(dir, "operator");
     const env_file = path.join(root, "etc/materia/materia.env");
     fs.mkdirSync(path.dirname(env_file), { recursive: true });
-    const operator_text = "# tuned by hand\nADMIN_PASSWORD=s3cret\nMATERIA_GIT_REF=\"origin/main\"\nWEB_PORT=5001\n";
+    const operator_text = "# tuned by hand\nADMIN_PASSWORD=s3cret-by-hand\nMATERIA_GIT_REF=\"origin/main\"\nWEB_PORT=5001\n";
     fs.writeFileSync(env_file, operator_text, { mode: 0o600 });
     const result = await bootstrap("--root", root, "--repo", origin);
     assert.equal(result.code, 0, result.stderr);

@@ -60,7 +60,8 @@ describe("the pipeline on the real PSD data", () => {
       "SELECT table_schema, table_name, table_type FROM information_schema.tables ORDER BY table_name");
     assert.deepEqual(tables.map((t) => `${t.table_schema}.${t.table_name}:${t.table_type}`), [
       "main.country_balance:BASE TABLE", "main.export_info:BASE TABLE", "main.rankings:BASE TABLE",
-      "main.release:BASE TABLE", "main.world_balance:BASE TABLE"]);
+      "main.release:BASE TABLE", "main.revisions:BASE TABLE", "main.series_breaks:BASE TABLE",
+      "main.world_balance:BASE TABLE", "main.world_revisions:BASE TABLE"]);
     const [release] = await serving_rows(sandbox, "SELECT release_id, row_count, country_count, market_year_last FROM release");
     assert.match(String(release!.release_id), /^sha256-[0-9a-f]{32}$/);
     assert.equal(release!.row_count, 77406);

@@ -3,6 +3,7 @@ import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, test } from "node:test";
+import { current_release_path } from "../jobs/current_release.js";
 import { sqlmesh_env, sqlmesh_project_dir } from "../jobs/transform/transform.js";
 import { pid_alive } from "../lib/pipeline_lock.js";
 import { wait_until } from "./support/daemon_process.js";
@@ -21,11 +22,34 @@ describe("transform", () => {
     const sandbox = make_sandbox();
     t.after(() => sandbox.cleanup());
     const result = spawnSync(sandbox.config.sqlmesh_bin, ["--paths", sqlmesh_project_dir, "test"], {
-      cwd: sqlmesh_project_dir, env: sqlmesh_env(sandbox.config, ""), stdio: ["ignore", "pipe", "pipe"], encoding: "utf8",
+      cwd: sqlmesh_project_dir, env: sqlmesh_env(sandbox.config, { current: "", previous: "" }), stdio: ["ignore", "pipe", "pipe"], encoding: "utf8",
       timeout: 300_000,
     });
     assert.equal(result.status, 0, result.stdout + result.stderr);
     assert.match(result.stdout, /Successfully Ran `\d+` Tests/);
+  });
+
+  test("without a current release, or with a damaged pointer, the transform refuses and names the file", async (t) => {
+    const sandbox = make_sandbox();
+    t.after(() => sandbox.cleanup());
+    const pointer = current_release_path(sandbox.config.materia_state_dir);
+    const missing = await run_cli(["pipeline", "run", "transform"], sandbox.env);
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr.trim(), `materia: transform: no current release (${pointer}): run extract first`);
+
+    fs.mkdirSync(path.dirname(pointer), { recursive: true });
+    fs.writeFileSync(pointer, JSON.stringify({ etag: '"x"', release_id: "x" }));
+    const damaged = await run_cli(["pipeline", "run", "transform"], sandbox.env);
+    assert.equal(damaged.code, 1);
+    assert.equal(damaged.stderr.trim(),
+      `materia: transform: ${pointer} is not a current-release pointer (file: Invalid input: expected string, received undefined): run extract to rewrite it`);
+
+    fs.writeFileSync(pointer, JSON.stringify({ etag: '"x"', release_id: "x", file: "psd/2024/10/x.csv.gzip", since: "2024-10-10T12:00:00Z" }));
+    const not_landed = await run_cli(["pipeline", "run", "transform"], sandbox.env);
+    assert.equal(not_landed.code, 1);
+    assert.equal(not_landed.stderr.trim(),
+      "materia: transform: the current release x is not in LANDING_DIR: psd/2024/10/x.csv.gzip is missing (restore it, or run extract)");
+    assert.equal(fs.existsSync(sandbox.config.duckdb_path), false, "SQLMesh never ran");
   });
 
   test("a hung SQLMESH_BIN is killed at TRANSFORM_TIMEOUT_S and leaves no process behind", async (t) => {

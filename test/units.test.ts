@@ -2,13 +2,15 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { publish_gate_refusals } from "../jobs/export_serving/publish_gate.js";
 import { check_psd_header, etag_file_stem, landing_path, PSD_CSV_HEADER } from "../jobs/extract/psd_format.js";
-import { newest_release } from "../jobs/landing.js";
-import { failure_line } from "../jobs/transform/transform.js";
+import { next_current_release } from "../jobs/current_release.js";
+import { failure_line, release_replaced } from "../jobs/transform/transform.js";
 import { format_status_report } from "../daemon/status_report.js";
 import { status_text } from "../daemon/status_text.js";
 import { format_age, judge_freshness, stale_at_ms } from "../lib/freshness.js";
 import { format_line } from "../lib/log.js";
+import { market_year_label } from "../web/market_year.js";
 import { cache_key, serving_version } from "../web/pages.js";
+import { break_note } from "../web/series_breaks.js";
 import { matched_etag, negotiate_encoding } from "../web/prepared_response.js";
 import { ResponseCache } from "../web/response_cache.js";
 
@@ -20,6 +22,11 @@ describe("publish gate", () => {
   test("refuses an empty table, one that lost more than half its rows, and one that disappeared", () => {
     assert.deepEqual(publish_gate_refusals({ release: 0, rankings: 100, world_balance: 64 }, { rankings: 201, world_balance: 64, country_balance: 9 }), [
       "release is empty", "rankings would shrink from 201 to 100 rows", "country_balance would disappear"]);
+  });
+  test("publishes a release that revised nothing, and one that revised less than the last", () => {
+    assert.deepEqual(publish_gate_refusals({ world_balance: 64, revisions: 0, world_revisions: 2 },
+      { world_balance: 64, revisions: 900, world_revisions: 40 }), []);
+    assert.deepEqual(publish_gate_refusals({ world_balance: 64 }, { world_balance: 64, revisions: 900 }), ["revisions would disappear"]);
   });
 });
 
@@ -34,11 +41,27 @@ describe("PSD format", () => {
     assert.throws(() => etag_file_stem('""'), /unusable ETag/);
     assert.equal(landing_path("/l", new Date("2024-12-31T23:30:00-05:00"), '"e1"'), "/l/psd/2025/01/e1.csv.gzip");
   });
-  test("transform reads the release landed last", () => {
-    const releases = [{ path: "/l/a", etag_stem: "a", mtime_ms: 2 }, { path: "/l/b", etag_stem: "b", mtime_ms: 3 },
-      { path: "/l/c", etag_stem: "c", mtime_ms: 1 }];
-    assert.equal(newest_release(releases)?.etag_stem, "b");
-    assert.equal(newest_release([]), undefined);
+});
+
+describe("the current release and the one it replaces", () => {
+  const now = new Date("2024-11-12T08:30:00Z");
+  const oct = { etag: '"oct"', release_id: "oct", file: "psd/2024/10/oct.csv.gzip" };
+  const nov = { etag: '"nov"', release_id: "nov", file: "psd/2024/11/nov.csv.gzip" };
+  test("the pointer moves to whatever upstream serves, an older release included, and stays on a repeat", () => {
+    assert.deepEqual(next_current_release(undefined, oct, now), { ...oct, since: now.toISOString() });
+    const on_nov = { ...nov, since: "2024-11-01T00:00:00.000Z" };
+    assert.equal(next_current_release(on_nov, nov, now), undefined, "the same release again: no write");
+    assert.deepEqual(next_current_release(on_nov, oct, now), { ...oct, since: now.toISOString() }, "back to October");
+  });
+  test("a new release replaces the one built; a rerun keeps the pair; the first build replaces none", () => {
+    const cases: [current: string, built: Parameters<typeof release_replaced>[1], replaced: string][] = [
+      ["nov", undefined, ""],
+      ["nov", { release_id: "oct", previous_release_id: "sep" }, "oct"],
+      ["nov", { release_id: "nov", previous_release_id: "oct" }, "oct"],
+      ["oct", { release_id: "nov", previous_release_id: "oct" }, "nov"],
+      ["nov", { release_id: "nov", previous_release_id: null }, ""],
+    ];
+    for (const [current, built, replaced] of cases) assert.equal(release_replaced(current, built), replaced, `${current} over ${built?.release_id}`);
   });
 });
 
@@ -219,5 +242,19 @@ describe("stale data (the dead-man's switch)", () => {
     assert.match(never, /^last publish: none \(no serving file\)$/m);
     const stale = format_status_report(undefined, false, judge_freshness({ last_success_at: ago(86_400), last_publish_at: ago(86_400) }, now_ms, stale_after_s), []);
     assert.match(stale, /^data: STALE: no pipeline cycle has succeeded for 24 h \(STALE_AFTER_S=11400\)$/m);
+  });
+});
+
+describe("market years and series breaks as the pages say them", () => {
+  test("a market year is the season it starts: 2023/24, 1999/00", () => {
+    assert.deepEqual([2023, 1999, 2009, 1960].map(market_year_label), ["2023/24", "1999/00", "2009/10", "1960/61"]);
+  });
+  test("a break year names each country once, with its largest share, largest first", () => {
+    const entry = (country_code: string, country_name: string, measure: string, share_of_world_pct: number, event: "enters" | "leaves" = "enters") =>
+      ({ market_year: 2002, measure, country_code, country_name, event, share_of_world_pct });
+    assert.equal(break_note(2002, [entry("JA", "Japan", "imports", 7.67), entry("E4", "European Union", "domestic_consumption", 36.27),
+      entry("E4", "European Union", "imports", 47.3), entry("YE", "Yemen", "exports", 1.2, "leaves")]),
+    "2002/03: series break: European Union (47.3 % of world imports), Japan (7.7 % of world imports) enter PSD's coffee data; "
+      + "Yemen (1.2 % of world exports) leaves PSD's coffee data. The change against the year before is the data's coverage, not the market's.");
   });
 });

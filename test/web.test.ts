@@ -5,6 +5,7 @@ import { after, before, describe, test } from "node:test";
 import { record_run, write_daemon_status } from "../daemon/run_history.js";
 import { running_commit } from "../lib/version.js";
 import { make_sandbox, run_cli, type Sandbox } from "./support/sandbox.js";
+import { basic, form, form_session, get, type Reply } from "./support/web_client.js";
 import { start_web, type WebProcess } from "./support/web_process.js";
 import { read_wide_csv, world_totals } from "./support/wide_csv.js";
 
@@ -20,17 +21,6 @@ const wide_columns: Record<string, string> = {
   total_supply: "Total Supply", exports: "Exports", domestic_consumption: "Domestic Consumption", ending_stocks: "Ending Stocks",
 };
 
-interface Reply {
-  status: number;
-  headers: Headers;
-  text: string;
-}
-
-async function get(base: string, path: string, init: RequestInit = {}): Promise<Reply> {
-  const response = await fetch(base + path, { redirect: "manual", ...init });
-  return { status: response.status, headers: response.headers, text: await response.text() };
-}
-
 type Rows = Record<string, number | string | null>[];
 const json_table = (reply: Reply, table: string): Rows => (JSON.parse(reply.text) as { tables: Record<string, { rows: Rows }> }).tables[table]!.rows;
 
@@ -40,12 +30,6 @@ function parse_csv(text: string): Record<string, string>[] {
   return lines.map((line) => Object.fromEntries(line.split(",").map((cell, index) => [keys[index]!, cell])));
 }
 
-const basic = (password: string) => ({ authorization: `Basic ${Buffer.from(`admin:${password}`).toString("base64")}` });
-const form = (fields: Record<string, string>, headers: Record<string, string> = {}): RequestInit => ({
-  method: "POST",
-  headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
-  body: new URLSearchParams(fields).toString(),
-});
 
 describe("the dashboard on the real data", () => {
   let sandbox: Sandbox;
@@ -79,7 +63,7 @@ describe("the dashboard on the real data", () => {
     const page = await get(web.url, "/");
     assert.equal(page.status, 200);
     const production = world_totals("Production");
-    assert.match(page.text, new RegExp(`Production 2023</div>\\s*<div class="card-value"[^>]*>${bags.format(production.get(2023)!)}<`));
+    assert.match(page.text, new RegExp(`Production 2023/24</div>\\s*<div class="card-value"[^>]*>${bags.format(production.get(2023)!)}<`));
     const change = production.get(2023)! - production.get(2022)!;
     assert.ok(page.text.includes(`+${bags.format(change)} `), "the change against 2022 is shown");
     assert.ok(page.text.includes('<canvas id="world-production"'), "the page holds the charts");
@@ -120,14 +104,16 @@ describe("the dashboard on the real data", () => {
     assert.deepEqual(csv.map((row) => Number(row.value)), expected.map((row) => row.values.Production! * 60));
 
     const page = await get(web.url, "/rankings?year=2023");
-    for (const heading of ["Top producers 2023", "Top exporters 2023", "Top importers 2023", "Top consumers 2023"]) {
+    for (const heading of ["Top producers 2023/24", "Top exporters 2023/24", "Top importers 2023/24", "Top consumers 2023/24"]) {
       assert.ok(page.text.includes(heading), heading);
     }
     assert.match(page.text, /<a href="\/country\/BR">Brazil<\/a><\/td>\s*<td class="text" data-key="country_code">BR<\/td>\s*<td class="quantity" data-key="value">66,300</);
   });
 
   test("the settings cookie switches units and years on every page, and a bad value is refused", async () => {
-    const saved = await get(web.url, "/settings", form({ units: "tonnes", from: "2020", to: "2023" }));
+    const session = await form_session(web.url, "/settings");
+    const saved = await get(web.url, "/settings", form({ units: "tonnes", from: "2020", to: "2023", csrf_token: session.token },
+      { cookie: session.cookie }));
     assert.equal(saved.status, 303);
     const cookie = saved.headers.get("set-cookie")!.split(";")[0]!;
     const page = await get(web.url, "/country/BR", { headers: { cookie } });
@@ -135,7 +121,7 @@ describe("the dashboard on the real data", () => {
     const api = JSON.parse((await get(web.url, "/api/country/BR", { headers: { cookie } })).text) as { units: string; from: number };
     assert.deepEqual([api.units, api.from], ["tonnes", 2020]);
 
-    const refused = await get(web.url, "/settings", form({ units: "gallons" }));
+    const refused = await get(web.url, "/settings", form({ units: "gallons", csrf_token: session.token }, { cookie: session.cookie }));
     assert.equal(refused.status, 400);
     assert.match(refused.text, /units must be bags or tonnes/);
   });
@@ -219,21 +205,21 @@ describe("the dashboard on the real data", () => {
 
     const page = await get(web.url, "/admin", { headers: basic(admin_password) });
     assert.equal(page.status, 200);
+    const session = await form_session(web.url, "/admin", basic(admin_password));
     for (const shown of ["backoff (pid 4242", "2030-01-01T00:00:00.000Z", "transform failed", "failed", "42 s", "sqlmesh exited with 1"]) {
       assert.ok(page.text.includes(shown), shown);
     }
     const log_tail = await get(web.url, "/admin/runs/c1.transform", { headers: basic(admin_password) });
     assert.match(log_tail.text, /audit not_null failed on serving\.rankings/);
 
-    const no_token = await get(web.url, "/admin/run-now", form({}, basic(admin_password)));
+    const no_token = await get(web.url, "/admin/run-now", form({}, { ...basic(admin_password), cookie: session.cookie }));
     assert.equal(no_token.status, 403);
     assert.match(no_token.text, /CSRF token/);
-    const bad_token = await get(web.url, "/admin/run-now", form({ csrf_token: "forged" }, basic(admin_password)));
+    const bad_token = await get(web.url, "/admin/run-now", form({ csrf_token: "forged" }, { ...basic(admin_password), cookie: session.cookie }));
     assert.equal(bad_token.status, 403);
     assert.deepEqual(web.messages.filter((m) => (m as { type: string }).type === "run_now"), []);
 
-    const token = /name="csrf_token" value="([^"]+)"/.exec(page.text)![1]!;
-    const run = await get(web.url, "/admin/run-now", form({ csrf_token: token }, basic(admin_password)));
+    const run = await get(web.url, "/admin/run-now", form({ csrf_token: session.token }, { ...basic(admin_password), cookie: session.cookie }));
     assert.equal(run.status, 303);
     assert.equal(run.headers.get("location"), "/admin?requested=1");
     assert.deepEqual(web.messages.filter((m) => (m as { type: string }).type === "run_now"), [{ type: "run_now" }]);
@@ -256,10 +242,8 @@ describe("the web process on its own", () => {
     assert.equal(health.status, 503);
     assert.equal(JSON.parse(health.text).commit, running_commit());
 
-    const page = await get(web.url, "/admin", { headers: basic(admin_password) });
-    assert.equal(page.status, 200, "the admin page works without data");
-    const token = /name="csrf_token" value="([^"]+)"/.exec(page.text)![1]!;
-    const run = await get(web.url, "/admin/run-now", form({ csrf_token: token }, basic(admin_password)));
+    const session = await form_session(web.url, "/admin", basic(admin_password));
+    const run = await get(web.url, "/admin/run-now", form({ csrf_token: session.token }, { ...basic(admin_password), cookie: session.cookie }));
     assert.equal(run.status, 503);
     assert.match(run.text, /no daemon is supervising this web process/);
 

@@ -5,6 +5,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { repo_root } from "../lib/paths.js";
+import { write_edited_release } from "./support/psd_zip.js";
 import { make_sandbox, run_cli, type Sandbox } from "./support/sandbox.js";
 import { start_web, type WebProcess } from "./support/web_process.js";
 
@@ -106,7 +107,7 @@ describe("the dashboard in Chromium", () => {
     await page.goto(`${web.url}/country/BR`);
     assert.equal(await production.textContent(), "3,978,000");
     assert.equal(await last_row_production.textContent(), "3,978,000");
-    assert.equal(await page.locator('table[data-table="balance"] tbody tr:first-child td[data-key="market_year"]').textContent(), "2000",
+    assert.equal(await page.locator('table[data-table="balance"] tbody tr:first-child td[data-key="market_year"]').textContent(), "2000/01",
       "the default year range applies too");
     assert.match(await page.textContent(".lede") ?? "", /metric tonnes/);
     await assert_charts_drawn(page);
@@ -130,6 +131,47 @@ describe("the dashboard in Chromium", () => {
       if (address !== "/rankings") await assert_charts_drawn(page);
       await page.screenshot({ path: path.join(artifacts_dir, `phone_${name}.png`), fullPage: true });
     }
+    await page.close();
+    assert.deepEqual(complaints, []);
+  });
+
+  test("the What changed page, the series-break markers and the 2023/24 labels render, with no console error", async () => {
+    const revised = path.join(sandbox.dir, "revised.zip");
+    await write_edited_release(revised, { revisions: [
+      { country_code: "CO", market_year: 2023, attribute: "Production", value: 12_000 },
+      { country_code: "ET", market_year: 2022, attribute: "Exports", value: 4_000 },
+    ] });
+    const built = await run_cli(["pipeline", "run", "all"], { ...sandbox.env, PSD_SOURCE_URL: `file://${revised}` });
+    assert.equal(built.code, 0, built.stderr);
+
+    const page = await browser.newPage();
+    await page.goto(`${web.url}/`);
+    assert.match(await page.textContent(".card-label >> nth=0") ?? "", /^Production 2023\/24$/);
+    assert.match(await page.textContent('.card-revision[data-revision="revised"] >> nth=0') ?? "", /^revised \+500 /);
+    await assert_charts_drawn(page);
+    // 2002/03 (importers enter the data) and 2016/17 (the United Kingdom does), drawn on every world chart.
+    for (const id of ["world-production", "world-supply-use", "world-stocks-to-use"]) {
+      assert.equal(await page.getAttribute(`#${id}`, "data-breaks-drawn"), "2", id);
+    }
+    await page.click("text=What changed in this release");
+    await page.waitForURL(/\/changes$/);
+    const revised_rows = page.locator('table[data-table="revised"] tbody tr');
+    assert.equal(await revised_rows.count(), 2);
+    assert.equal(await revised_rows.nth(0).locator("td >> nth=0").textContent(), "Colombia", "the largest revision first");
+    assert.equal(await revised_rows.nth(0).locator('td[data-key="market_year"]').textContent(), "2023/24");
+    assert.equal(await revised_rows.nth(0).locator('td[data-key="change"]').textContent(), "+500");
+    await page.screenshot({ path: path.join(artifacts_dir, "changes.png"), fullPage: true });
+
+    await page.goto(`${web.url}/country/UK`);
+    assert.equal(await page.getAttribute("#country-supply-use", "data-breaks-drawn"), "1", "the UK enters in 2016/17");
+    assert.equal(await page.locator('td[data-mark="break"]').textContent().then((text) => text?.trim()), "2016/17 break");
+    await page.screenshot({ path: path.join(artifacts_dir, "country_UK.png"), fullPage: true });
+
+    await page.setViewportSize(phone);
+    await page.goto(`${web.url}/changes`);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= phone.width, `/changes is ${width} px wide on a ${phone.width} px screen`);
+    await page.screenshot({ path: path.join(artifacts_dir, "phone_changes.png"), fullPage: true });
     await page.close();
     assert.deepEqual(complaints, []);
   });

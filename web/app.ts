@@ -6,18 +6,20 @@ import { log } from "../lib/log.js";
 import { repo_root } from "../lib/paths.js";
 import { Assets, chartjs_dir, public_dir } from "./assets.js";
 import type { Catalog } from "./catalog.js";
+import { make_csrf, refuse_cross_site } from "./csrf.js";
 import { HttpError } from "./errors.js";
 import { make_fast_path } from "./fast_path.js";
 import { FreshnessMonitor } from "./freshness.js";
 import { PageResponses } from "./page_responses.js";
 import { format_cell, mount_page, type RenderHtml } from "./pages.js";
 import { mount_admin, type RequestRun } from "./routes/admin.js";
+import { changes_page } from "./routes/changes.js";
 import { mount_country_picker, country_page } from "./routes/country.js";
 import { mount_health } from "./routes/health.js";
 import { overview_page } from "./routes/overview.js";
 import { rankings_page } from "./routes/rankings.js";
 import { mount_settings } from "./routes/settings.js";
-import { recorded_security_headers, security_headers } from "./security_headers.js";
+import { SecurityHeaders, type TrustProxy } from "./security_headers.js";
 import type { ServingReader } from "./serving.js";
 import { SettingsCookieError, settings_cookie_name } from "./settings.js";
 
@@ -35,7 +37,10 @@ export function create_app(config: Config, reader: ServingReader<Catalog>, reque
   app.set("views", views_dir);
   app.set("view engine", "ejs");
   app.set("query parser", "simple");
-  const security = recorded_security_headers();
+  // req.ip, req.secure and req.host believe X-Forwarded-* only from these proxies (off by default).
+  app.set("trust proxy", config.web_trust_proxy);
+  const security = new SecurityHeaders({ hsts_max_age_s: config.web_hsts_max_age_s, hsts_include_subdomains: config.web_hsts_include_subdomains },
+    app.get("trust proxy fn") as TrustProxy);
   const assets = new Assets(security);
   app.locals.format_cell = format_cell;
   app.locals.asset = (name: string) => assets.url(name);
@@ -50,7 +55,7 @@ export function create_app(config: Config, reader: ServingReader<Catalog>, reque
     render_html,
     freshness_banner: () => freshness.banner(),
   });
-  const pages = [overview_page, rankings_page, country_page];
+  const pages = [overview_page, rankings_page, country_page, changes_page];
   const fast_path = make_fast_path({ pages, responses, assets, url_bytes_max: config.web_url_bytes_max });
 
   app.use((req, _res, next) => {
@@ -59,24 +64,32 @@ export function create_app(config: Config, reader: ServingReader<Catalog>, reque
     }
     next();
   });
-  app.use(security_headers);
+  app.use((req, res, next) => {
+    const headers = security.for_request(req);
+    for (let i = 0; i < headers.length; i += 2) res.setHeader(headers[i]!, headers[i + 1]!);
+    next();
+  });
   // The unhashed addresses stay for pages rendered by an older version, and for Chart.js's source map.
   app.use("/static/vendor/chartjs", express.static(chartjs_dir, { index: false, maxAge: "1d" }));
   app.use("/static", express.static(public_dir, { index: false, maxAge: "1h" }));
   app.use((_req, res, next) => {
     // The data changes when a new serving file is swapped in: always revalidate (ETag).
     res.set("Cache-Control", "no-cache");
+    // The settings cookie changes the settings form and what a bad cookie's error says: caches must key on it.
+    res.vary("Cookie");
     // Freshness for pages without a snapshot of their own (errors, admin); pages pass their own.
     res.locals.catalog = reader.serving_meta();
     res.locals.freshness_banner = freshness.banner();
     next();
   });
 
+  app.use(refuse_cross_site);
+  const csrf = make_csrf();
   mount_health(app, reader, freshness);
   for (const page of pages) mount_page(app, responses, page);
   mount_country_picker(app, reader);
-  mount_settings(app, reader, config);
-  mount_admin(app, reader, config, request_run);
+  mount_settings(app, reader, config, csrf);
+  mount_admin(app, reader, config, csrf, request_run);
 
   app.use((_req, _res, next) => next(new HttpError(404, "no such page")));
   app.use(error_handler);

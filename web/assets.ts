@@ -3,7 +3,9 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { repo_root } from "../lib/paths.js";
+import type { IncomingMessage } from "node:http";
 import { prepare_response, type PreparedResponse } from "./prepared_response.js";
+import type { SecurityHeaders } from "./security_headers.js";
 
 // Static files under content-hashed names (/static/style.3f9c0a1b2c4d.css): a changed file is a
 // new address, so browsers and CDNs may keep each one for a year without asking again. Read,
@@ -30,11 +32,14 @@ const hash_hex_chars = 12;
 export class Assets {
   private readonly urls = new Map<string, string>();
   private readonly responses = new Map<string, PreparedResponse>();
-  /** Headers every asset answer (200 or 304) carries. */
-  readonly shared_headers: readonly string[];
+  /** Headers every asset answer (200 or 304) carries, over plain HTTP and over TLS. */
+  private readonly headers: { plain: readonly string[]; tls: readonly string[] };
 
-  constructor(security_headers: readonly string[]) {
-    this.shared_headers = [...security_headers, "Cache-Control", immutable_cache_control, "Vary", "Accept-Encoding"];
+  constructor(private readonly security: SecurityHeaders) {
+    const shared = (security_headers: readonly string[]) =>
+      [...security_headers, "Cache-Control", immutable_cache_control, "Vary", "Accept-Encoding"];
+    const { plain, tls } = security.variants();
+    this.headers = { plain: shared(plain), tls: shared(tls) };
     for (const [name, file] of Object.entries(asset_files)) {
       const content_type = content_types[path.extname(name)];
       assert.ok(content_type, `no content type for the asset ${name}`);
@@ -45,6 +50,11 @@ export class Assets {
       this.urls.set(name, url);
       this.responses.set(url, prepare_response({ body, content_type }, `"${digest.toString("base64url")}"`));
     }
+  }
+
+  /** The headers every answer to `req` for an asset carries (200 or 304). */
+  shared_headers(req: IncomingMessage): readonly string[] {
+    return this.security.over_tls(req) ? this.headers.tls : this.headers.plain;
   }
 
   /** The hashed address of an asset, for templates; an unknown name is a bug in a template. */

@@ -40,7 +40,7 @@ export function make_fast_path(options: { pages: readonly Page[]; responses: Pag
     const pathname = query_at === -1 ? url : url.slice(0, query_at);
     const asset = options.assets.find(pathname);
     if (asset !== undefined) {
-      send_prepared(req, res, options.assets.shared_headers, asset);
+      send_prepared(req, res, options.assets.shared_headers(req), asset);
       return true;
     }
     for (const { matches, page, kind } of routes) {

@@ -1,7 +1,7 @@
 import type { Request } from "express";
 import type { Catalog } from "./catalog.js";
 import { bad_request, not_found } from "./errors.js";
-import { is_units_name, ranking_measures, type UnitsName } from "./measures.js";
+import { balance_measures, is_units_name, ranking_measures, type UnitsName } from "./measures.js";
 
 // Every value a client sends is checked here, against fixed lists or the loaded serving file,
 // before any query sees it. Messages name the parameter and what would be accepted.
@@ -50,10 +50,18 @@ export function parse_measure(raw: string): string {
   return raw;
 }
 
-export function parse_top(raw: string): number {
-  const top = /^\d{1,3}$/.test(raw) ? Number(raw) : NaN;
-  if (!(top >= 1 && top <= rankings_top_max)) throw bad_request(`top must be a whole number from 1 to ${rankings_top_max}, not ${shown(raw)}`);
+export function parse_top(raw: string, top_max = rankings_top_max): number {
+  const top = /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
+  if (!(top >= 1 && top <= top_max)) throw bad_request(`top must be a whole number from 1 to ${top_max}, not ${shown(raw)}`);
   return top;
+}
+
+/** One of the balance measures (production, arabica_production, …, ending_stocks). */
+export function parse_balance_measure(raw: string): string {
+  if (!balance_measures.some((measure) => measure.key === raw)) {
+    throw bad_request(`measure must be one of ${balance_measures.map((measure) => measure.key).join(", ")}, not ${shown(raw)}`);
+  }
+  return raw;
 }
 
 /** A country code known to the data (case-insensitive): malformed → 400, unknown → 404. */

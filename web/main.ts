@@ -1,9 +1,9 @@
-import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { ConfigError, load_config } from "../config/load.js";
 import { configure_log, log } from "../lib/log.js";
 import { create_app } from "./app.js";
 import { load_catalog, type Catalog } from "./catalog.js";
+import { create_bounded_server } from "./server_bounds.js";
 import { ServingReader } from "./serving.js";
 
 // The web process: run alone (`npm run web`) or forked by the daemon, which waits for the
@@ -49,7 +49,7 @@ function main(): void {
       }
     }
     : undefined;
-  const server = http.createServer(create_app(config, reader, request_run));
+  const server = create_bounded_server(create_app(config, reader, request_run), config);
 
   server.on("error", (error) => {
     log.error(`web: cannot listen on ${config.web_host}:${config.web_port}: ${error.message}`);

@@ -6,6 +6,7 @@ import { cache_key, express_page_input, render_page, representation_of, serving_
 import { matched_etag, prepare_response, send_not_modified, send_prepared, strong_etag,
   type PreparedResponse } from "./prepared_response.js";
 import { ResponseCache, type ResponseCacheStats } from "./response_cache.js";
+import type { SecurityHeaders } from "./security_headers.js";
 import type { ServingFile, ServingReader } from "./serving.js";
 import { cookie_matters } from "./settings.js";
 
@@ -20,7 +21,7 @@ export interface PageResponsesOptions {
   cache_bytes_max: number;
   /** For data pages: what browsers and a CDN in front may do with them. */
   cache_control: string;
-  security_headers: readonly string[];
+  security_headers: SecurityHeaders;
   render_html: RenderHtml;
   /** The stale-data banner now (web/freshness.ts): part of every key, so a page never shows the wrong one. */
   freshness_banner: () => string | null;
@@ -30,14 +31,17 @@ type Answer = { held: string; shared: readonly string[] } | { response: Prepared
 
 export class PageResponses {
   private readonly cache: ResponseCache<PreparedResponse>;
-  /** Headers a data page's 200 and 304 share, by whether the settings cookie can change it. */
-  private readonly shared_headers: { cookie: readonly string[]; no_cookie: readonly string[] };
+  /** Headers a data page's 200 and 304 share, by whether it came over TLS and whether the settings cookie can change it. */
+  private readonly shared_headers: Record<"plain" | "tls", { cookie: readonly string[]; no_cookie: readonly string[] }>;
   private version_memo: { file: ServingFile; meta: Catalog; version: string } | undefined;
 
   constructor(private readonly options: PageResponsesOptions) {
     this.cache = new ResponseCache(options.cache_bytes_max);
-    const shared = (vary: string) => [...options.security_headers, "Cache-Control", options.cache_control, "Vary", vary];
-    this.shared_headers = { cookie: shared("Accept-Encoding, Cookie"), no_cookie: shared("Accept-Encoding") };
+    const variants = options.security_headers.variants();
+    const shared = (security: readonly string[], vary: string) => [...security, "Cache-Control", options.cache_control, "Vary", vary];
+    const both = (security: readonly string[]) =>
+      ({ cookie: shared(security, "Accept-Encoding, Cookie"), no_cookie: shared(security, "Accept-Encoding") });
+    this.shared_headers = { plain: both(variants.plain), tls: both(variants.tls) };
     options.reader.on_serve((file, meta) => this.cache.reset(this.version_of(file, meta)));
   }
 
@@ -54,7 +58,7 @@ export class PageResponses {
       const version = this.version_of(snapshot.file, snapshot.meta);
       const banner = this.options.freshness_banner();
       const key = cache_key(version, page.name, representation, params, banner);
-      const shared = this.shared(input);
+      const shared = this.shared(req, input);
       const etag = strong_etag(key);
       const held = matched_etag(req.headers["if-none-match"], etag);
       if (held !== undefined) return { held, shared };
@@ -79,7 +83,7 @@ export class PageResponses {
     try {
       key = cache_key(this.version_of(served.file, served.meta), page.name, representation_of(kind, input), page.parse(input, served.meta),
         this.options.freshness_banner());
-      shared = this.shared(input);
+      shared = this.shared(req, input);
     } catch {
       return false; // bad input: Express answers with the error
     }
@@ -97,8 +101,9 @@ export class PageResponses {
     return true;
   }
 
-  private shared(input: PageInput): readonly string[] {
-    return cookie_matters(input) ? this.shared_headers.cookie : this.shared_headers.no_cookie;
+  private shared(req: IncomingMessage, input: PageInput): readonly string[] {
+    const variant = this.shared_headers[this.options.security_headers.over_tls(req) ? "tls" : "plain"];
+    return cookie_matters(input) ? variant.cookie : variant.no_cookie;
   }
 
   /** serving_version of the file, computed once per file rather than per request. */

@@ -3,6 +3,7 @@ import type { Express, Request } from "express";
 import type { Catalog } from "./catalog.js";
 import { bad_request } from "./errors.js";
 import { query_param } from "./inputs.js";
+import { market_year_label } from "./market_year.js";
 import { units, type UnitsName } from "./measures.js";
 import type { PageResponses } from "./page_responses.js";
 import type { ResponseBody } from "./prepared_response.js";
@@ -22,10 +23,21 @@ export interface Column {
   kind: ColumnKind;
 }
 
+/** Why one cell (or a row's year) deserves a second look: revised or new in this release, or a series break. */
+export interface CellMark {
+  kind: "revised" | "new" | "break";
+  /** Unit-free words: a mark is not converted with the figures. */
+  note: string;
+}
+
 export interface Table {
   title: string;
   columns: Column[];
   rows: Row[];
+  /** Lines said under the table (ties kept at the cut, series breaks in the years shown). */
+  notes?: string[];
+  /** Row index → column key → mark. */
+  marks?: Record<number, Record<string, CellMark>>;
 }
 
 export interface ChartSpec {
@@ -37,6 +49,8 @@ export interface ChartSpec {
   quantity: boolean;
   labels: (string | number)[];
   series: { label: string; data: (number | null)[] }[];
+  /** Vertical lines at these x labels (series breaks), with what they mean. */
+  markers?: { label: string; note: string }[];
 }
 
 export interface PageModel {
@@ -120,7 +134,7 @@ export type RenderHtml = (view: string, locals: Record<string, unknown>) => Prom
 /** The body of one representation of a page: the model loaded once, converted to its units, rendered. */
 export async function render_page(page: Page, representation: Representation, params: PageParams, snapshot: Snapshot<Catalog>,
   render_html: RenderHtml, freshness_banner: string | null): Promise<ResponseBody> {
-  const model = in_units(await page.load(params, snapshot));
+  const model = with_year_labels(in_units(await page.load(params, snapshot)));
   const catalog = snapshot.meta;
   const links = data_links(page, model);
   if (representation === "html") {
@@ -185,14 +199,41 @@ function in_units(model: PageModel): PageModel {
   return model;
 }
 
+/** A market-year column's companion in JSON rows and CSV files: "2023/24" beside 2023. */
+const label_key = (key: string) => `${key}_label`;
+
+/** Adds the market-year label beside every year column of every row (JSON and CSV carry both). */
+function with_year_labels(model: PageModel): PageModel {
+  for (const table of Object.values(model.tables)) {
+    const keys = table.columns.filter((column) => column.kind === "year").map((column) => column.key);
+    if (keys.length === 0) continue;
+    table.rows = table.rows.map((row) => ({ ...row, ...Object.fromEntries(keys.map((key) =>
+      [label_key(key), typeof row[key] === "number" ? market_year_label(row[key]) : null])) }));
+  }
+  return model;
+}
+
 export function to_csv(table: Table): string {
-  const cell = (value: unknown) => {
-    const text = value === null || value === undefined ? "" : String(value);
-    return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-  };
-  const lines = [table.columns.map((column) => cell(column.key)).join(",")];
-  for (const row of table.rows) lines.push(table.columns.map((column) => cell(row[column.key])).join(","));
+  const keys = table.columns.flatMap((column) => (column.kind === "year" ? [column.key, label_key(column.key)] : [column.key]));
+  const lines = [keys.map(csv_cell).join(",")];
+  for (const row of table.rows) lines.push(keys.map((key) => csv_cell(row[key])).join(","));
   return lines.join("\r\n") + "\r\n";
+}
+
+/** What a spreadsheet may run as a formula when a cell starts with it (OWASP's CSV injection list). */
+const formula_start = /^[=+\-@\t\r]/;
+const plain_number = /^-?\d+(\.\d+)?(e[+-]?\d+)?$/i;
+
+/**
+ * One CSV cell, quoted when needed. A cell that a spreadsheet would take for a formula (a country
+ * name "=HYPERLINK(…)" in a release) gets a leading ' and quotes, as OWASP advises; plain numbers,
+ * negative ones included, stay numbers.
+ */
+export function csv_cell(value: unknown): string {
+  let text = value === null || value === undefined ? "" : String(value);
+  const formula = typeof value !== "number" && formula_start.test(text) && !plain_number.test(text);
+  if (formula) text = `'${text}`;
+  return formula || /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 const whole = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
@@ -202,9 +243,11 @@ const signed_percent = new Intl.NumberFormat("en-US", { minimumFractionDigits: 1
 
 /** How a cell reads on a page (templates call it; JSON and CSV carry the raw numbers). */
 export function format_cell(value: unknown, kind: ColumnKind): string {
-  if (value === null || value === undefined) return "–";
+  // An empty cell is no figure (e.g. no change where a country enters the data), never a 0.
+  if (value === null || value === undefined) return "—";
   if (typeof value !== "number") return String(value);
   switch (kind) {
+    case "year": return market_year_label(value);
     case "quantity": return whole.format(value);
     case "change": return signed_whole.format(value);
     case "pct": return `${percent.format(value)} %`;

@@ -103,7 +103,7 @@ export function view_options(input: PageInput, catalog: Catalog): ViewOptions {
   return { units: units_param !== undefined ? parse_units(units_param) : settings.units, from, to };
 }
 
-function cookie_value(header: string, name: string): string | undefined {
+export function cookie_value(header: string, name: string): string | undefined {
   for (const part of header.split(";")) {
     const [key, ...value] = part.trim().split("=");
     if (key === name) return value.join("=");

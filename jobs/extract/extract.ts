@@ -10,19 +10,16 @@ import zlib from "node:zlib";
 import yauzl from "yauzl";
 import type { Config } from "../../config/schema.js";
 import { start_deadline, type Deadline } from "../../lib/deadline.js";
-import { fsync_path, read_json, rename_durably, write_file_atomic } from "../../lib/durable_fs.js";
+import { fsync_path, rename_durably } from "../../lib/durable_fs.js";
 import { log } from "../../lib/log.js";
-import { incoming_dir, list_landed_releases } from "../landing.js";
+import { next_current_release, read_current_release, write_current_release, type CurrentRelease } from "../current_release.js";
+import { incoming_dir, LANDED_SUFFIX, list_landed_releases } from "../landing.js";
 import { check_psd_header, etag_file_stem, landing_path, PSD_CSV_ENTRY } from "./psd_format.js";
 
 export type ExtractResult =
   | { outcome: "up_to_date"; etag: string }
   | { outcome: "already_landed"; etag: string; path: string }
   | { outcome: "landed"; etag: string; path: string; csv_bytes: number };
-
-interface ExtractState {
-  etag: string;
-}
 
 /** A failure of the upstream or its data: reported as one line, nothing landed. */
 export class ExtractError extends Error {}
@@ -37,40 +34,59 @@ interface Download {
  * Downloads PSD_SOURCE_URL (conditional on the last ETag seen), takes psd_coffee.csv out of
  * the zip and lands it gzipped at LANDING_DIR/psd/{year}/{month}/{etag}.csv.gzip. Streams
  * throughout; bounded by EXTRACT_TIMEOUT_S and the size limits. On any failure nothing is
- * left in the landing dir.
+ * left in the landing dir. Whatever upstream serves becomes the current release
+ * (MATERIA_STATE_DIR/current_release.json), a release landed before included.
  */
 export async function run_extract(config: Config, cancel?: AbortSignal): Promise<ExtractResult> {
   const deadline = start_deadline(config.extract_timeout_s * 1000, cancel);
   const signal = deadline.signal;
-  const state_file = path.join(config.materia_state_dir, "extract.json");
   const download_dir = path.join(config.materia_state_dir, "downloads");
   remove_stale_temporaries([download_dir, incoming_dir(config.landing_dir)]);
 
-  const previous = read_json<ExtractState>(state_file);
+  const current = current_release_or_none(config.materia_state_dir);
   const zip_path = path.join(download_dir, `psd-${process.pid}-${Date.now()}.zip`);
   try {
     const download = await with_clear_abort(deadline, config.extract_timeout_s, () =>
-      download_source(config, previous?.etag, zip_path, signal));
+      download_source(config, current?.etag, zip_path, signal));
     if (download === "not_modified") {
-      log.info("extract: up to date", { etag: previous!.etag });
-      return { outcome: "up_to_date", etag: previous!.etag };
+      log.info("extract: up to date", { etag: current!.etag });
+      return { outcome: "up_to_date", etag: current!.etag };
     }
     const landed = find_landed(config.landing_dir, download.etag);
     if (landed) {
-      write_file_atomic(state_file, JSON.stringify({ etag: download.etag } satisfies ExtractState));
       log.info("extract: release already landed", { etag: download.etag, path: landed });
+      make_current(config, current, download.etag, landed);
       return { outcome: "already_landed", etag: download.etag, path: landed };
     }
     const target = landing_path(config.landing_dir, download.release_date, download.etag);
     const csv_bytes = await with_clear_abort(deadline, config.extract_timeout_s, () =>
       land_csv(download.zip_path, target, config, signal));
-    write_file_atomic(state_file, JSON.stringify({ etag: download.etag } satisfies ExtractState));
     log.info("extract: landed a new release", { etag: download.etag, path: target, csv_bytes });
+    make_current(config, current, download.etag, target);
     return { outcome: "landed", etag: download.etag, path: target, csv_bytes };
   } finally {
     deadline.clear();
     fs.rmSync(zip_path, { force: true });
   }
+}
+
+/** A damaged pointer is replaced by this run (an unconditional download), not a reason to fail. */
+function current_release_or_none(state_dir: string): CurrentRelease | undefined {
+  try {
+    return read_current_release(state_dir);
+  } catch (error) {
+    log.warn(`extract: ignoring the current-release pointer: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
+/** Points the current release at what upstream serves now, `landed_path`, if it names another. */
+function make_current(config: Config, current: CurrentRelease | undefined, etag: string, landed_path: string): void {
+  const file = path.relative(config.landing_dir, landed_path);
+  const next = next_current_release(current, { etag, release_id: path.basename(file, LANDED_SUFFIX), file }, new Date());
+  if (!next) return;
+  write_current_release(config.materia_state_dir, next);
+  log.info(`extract: the current release is now ${next.release_id}`, { was: current?.release_id ?? null });
 }
 
 function remove_stale_temporaries(dirs: string[]): void {

@@ -5,49 +5,80 @@ import { child_env } from "../../lib/child_env.js";
 import { log } from "../../lib/log.js";
 import { repo_root } from "../../lib/paths.js";
 import { run_subprocess } from "../../lib/subprocess.js";
+import { read_current_release } from "../current_release.js";
 import type { JobContext, JobResult } from "../job.js";
-import { list_landed_releases, newest_release } from "../landing.js";
+import { read_built_release, type BuiltRelease } from "./built_release.js";
 
 export const sqlmesh_project_dir = path.join(repo_root, "jobs", "transform");
 
 export class TransformError extends Error {}
 
+/** The pair of releases the serving models are built for. */
+export interface ComparedReleases {
+  current: string;
+  /** The release `current` replaces; "" when there is none (the first build). */
+  previous: string;
+}
+
 /** The environment that SQLMesh's config.yaml reads (see its header), analytics off. */
-export function sqlmesh_env(config: Config, release_file: string): NodeJS.ProcessEnv {
+export function sqlmesh_env(config: Config, releases: ComparedReleases): NodeJS.ProcessEnv {
   return child_env({
     SQLMESH__DISABLE_ANONYMIZED_ANALYTICS: "1",
     MATERIA_DUCKDB_PATH: config.duckdb_path,
-    MATERIA_PSD_RELEASE_FILE: release_file,
+    MATERIA_LANDING_DIR: config.landing_dir,
+    MATERIA_CURRENT_RELEASE: releases.current,
+    MATERIA_PREVIOUS_RELEASE: releases.previous,
     MATERIA_SQLMESH_CACHE_DIR: path.join(config.materia_state_dir, "sqlmesh-cache"),
   });
 }
 
 /**
- * Builds the lakehouse from the newest landed release with `sqlmesh plan prod --auto-apply`:
- * model changes (after a self-update) and a new release (a new value of the release
- * variable) are applied in one plan; with neither it is a quick no-op. Unit tests and audits
- * run as part of the plan: a failing one stops it before prod changes.
+ * The release `current` replaces: the one the lakehouse is built for now, or, when that is
+ * `current` already (a rerun), the one it replaced then, so that a rerun compares the same pair.
+ */
+export function release_replaced(current: string, built: BuiltRelease | undefined): string {
+  if (!built) return "";
+  return built.release_id === current ? built.previous_release_id ?? "" : built.release_id;
+}
+
+/**
+ * Builds the lakehouse for the current release (the one upstream serves, see
+ * jobs/current_release.ts) against the one it replaces, with one `sqlmesh plan prod --auto-apply`:
+ * staging.psd_coffee reads the releases landed since its last run, and model changes (after a
+ * self-update) and a new pair of releases (new values of their variables) are applied together;
+ * with none of them it is a quick no-op. Unit tests and audits run as part of the plan: a failing
+ * one stops it before prod changes.
  */
 export async function run_transform(config: Config, context: JobContext): Promise<JobResult> {
-  const release = newest_release(list_landed_releases(config.landing_dir));
-  if (!release) throw new TransformError(`no landed PSD release under ${config.landing_dir}/psd: run extract first`);
+  const pointer = read_current_release(config.materia_state_dir);
+  if (!pointer) throw new TransformError(`no current release (${config.materia_state_dir}/current_release.json): run extract first`);
+  if (!fs.existsSync(path.join(config.landing_dir, pointer.file))) {
+    throw new TransformError(`the current release ${pointer.release_id} is not in LANDING_DIR: ${pointer.file} is missing (restore it, or run extract)`);
+  }
+  const releases = { current: pointer.release_id, previous: release_replaced(pointer.release_id, await read_built_release(config.duckdb_path)) };
   const log_dir = path.join(config.materia_state_dir, "sqlmesh-logs");
 
   const deadline_ms = Date.now() + config.transform_timeout_s * 1000;
-  const sqlmesh = (command: string[]) => run_sqlmesh(config, context, { release_file: release.path, deadline_ms, log_dir }, command);
+  const sqlmesh = (command: string[]) => run_sqlmesh(config, context, { releases, deadline_ms, log_dir }, command);
   try {
-    const plan = await sqlmesh(["plan", "prod", "--auto-apply", "--no-prompts"]);
-    // Each release is a new version of the models; the janitor drops versions no environment has
-    // used for snapshot_ttl (SQLMesh's default, a week), so the lakehouse does not grow forever.
+    // --run --ignore-cron with an exact --execution-time: staging.psd_coffee reads what landed up
+    // to this moment (a plan alone stops at the last whole day, and SQLMesh's own "now" is cut to
+    // the minute, which would miss a release landed later in that minute).
+    const plan = await sqlmesh(["plan", "prod", "--auto-apply", "--no-prompts", "--run", "--ignore-cron",
+      "--execution-time", new Date().toISOString()]);
+    // Each pair of releases is a new version of the serving models; the janitor drops versions no
+    // environment has used for snapshot_ttl (SQLMesh's default, a week), so the lakehouse does not
+    // grow with them. staging.psd_coffee keeps one version, which grows by one release per release.
     await sqlmesh(["janitor"]);
-    return { summary: `lakehouse built from release ${release.etag_stem}`, output_tail: plan.output_tail };
+    const against = releases.previous ? ` against ${releases.previous}` : "";
+    return { summary: `lakehouse built for release ${releases.current}${against}`, output_tail: plan.output_tail };
   } finally {
     prune_log_files(log_dir, config.sqlmesh_log_files_max);
   }
 }
 
 interface SqlmeshRun {
-  release_file: string;
+  releases: ComparedReleases;
   /** The whole transform's deadline: every invocation shares TRANSFORM_TIMEOUT_S. */
   deadline_ms: number;
   log_dir: string;
@@ -57,7 +88,7 @@ async function run_sqlmesh(config: Config, context: JobContext, run: SqlmeshRun,
   const args = ["--paths", sqlmesh_project_dir, "--log-file-dir", run.log_dir, ...command];
   const result = await run_subprocess(config.sqlmesh_bin, args, {
     cwd: sqlmesh_project_dir,
-    env: sqlmesh_env(config, run.release_file),
+    env: sqlmesh_env(config, run.releases),
     timeout_ms: Math.max(1, run.deadline_ms - Date.now()),
     kill_grace_ms: config.subprocess_kill_grace_ms,
     output_tail_bytes_max: config.subprocess_output_tail_bytes_max,

@@ -41,19 +41,45 @@ export async function write_zip(file: string, entries: Record<string, string | B
   fs.writeFileSync(file, await zip_buffer(entries));
 }
 
+export interface CellEdit {
+  country_code: string;
+  market_year: number;
+  /** PSD's Attribute_Description, e.g. "Production". */
+  attribute: string;
+  value: number;
+}
+
 /**
- * Writes a revised release: the shipped CSV with one figure changed, as USDA revises a month later.
+ * Writes a release as USDA would publish it a month later: the shipped CSV with figures revised
+ * (each edit must match exactly one row) and, optionally, the next market year added for some
+ * countries, or all (a copy of their rows of `new_year.from`, revised ones included, one year on).
  */
-export async function write_revised_release(file: string, revision: { country_code: string; market_year: number;
-  attribute: string; value: number }): Promise<void> {
-  const lines = (await shipped_csv()).split("\r\n");
-  let changed = 0;
-  const revised = lines.map((line) => {
+export async function write_edited_release(file: string, edits: { revisions?: CellEdit[];
+  new_year?: { from: number; countries?: string[] } }): Promise<void> {
+  let lines = (await shipped_csv()).split("\r\n");
+  for (const revision of edits.revisions ?? []) {
     const key = new RegExp(`^\\d+,"[^"]*",${revision.country_code},"[^"]*",${revision.market_year},\\d+,\\d+,\\d+,"${revision.attribute}",`);
-    if (!key.test(line)) return line;
-    changed++;
-    return line.replace(/,[^,]*$/, `,${revision.value.toFixed(4)}`);
-  });
-  if (changed !== 1) throw new Error(`revision matched ${changed} rows, not 1`);
-  await write_zip(file, { "psd_coffee.csv": revised.join("\r\n") });
+    let changed = 0;
+    lines = lines.map((line) => {
+      if (!key.test(line)) return line;
+      changed++;
+      return line.replace(/,[^,]*$/, `,${revision.value.toFixed(4)}`);
+    });
+    if (changed !== 1) throw new Error(`revision ${JSON.stringify(revision)} matched ${changed} rows, not 1`);
+  }
+  if (edits.new_year) {
+    const { from, countries } = edits.new_year;
+    const country = countries ? `(?:${countries.join("|")})` : "[^,]+";
+    const of_year = new RegExp(`^(\\d+,"[^"]*",${country},"[^"]*",)${from},${from + 1},`);
+    const added = lines.filter((line) => of_year.test(line)).map((line) => line.replace(of_year, `$1${from + 1},${from + 2},`));
+    if (added.length === 0) throw new Error(`no rows of ${countries?.join(", ") ?? "any country"} in ${from} to copy`);
+    const last = lines.at(-1) === "" ? lines.length - 1 : lines.length;
+    lines = [...lines.slice(0, last), ...added, ...lines.slice(last)];
+  }
+  await write_zip(file, { "psd_coffee.csv": lines.join("\r\n") });
+}
+
+/** Writes a revised release: the shipped CSV with one figure changed. */
+export async function write_revised_release(file: string, revision: CellEdit): Promise<void> {
+  await write_edited_release(file, { revisions: [revision] });
 }

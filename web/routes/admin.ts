@@ -2,8 +2,10 @@ import express, { type Express } from "express";
 import type { Config } from "../../config/schema.js";
 import { read_daemon_status, read_run_history, type RunRecord } from "../../daemon/run_history.js";
 import { running_commit } from "../../lib/version.js";
-import { basic_auth, make_csrf } from "../admin_guard.js";
+import { basic_auth } from "../admin_guard.js";
 import type { Catalog } from "../catalog.js";
+import type { Csrf } from "../csrf.js";
+import { LoginLimiter } from "../login_limiter.js";
 import { HttpError, not_found } from "../errors.js";
 import type { ServingReader } from "../serving.js";
 
@@ -14,11 +16,13 @@ const runs_shown_max = 50;
 export type RequestRun = () => boolean;
 
 /** Off (404) without ADMIN_PASSWORD. */
-export function mount_admin(app: Express, reader: ServingReader<Catalog>, config: Config, request_run: RequestRun | undefined): void {
+export function mount_admin(app: Express, reader: ServingReader<Catalog>, config: Config, csrf: Csrf,
+  request_run: RequestRun | undefined): void {
   if (config.admin_password === "") return;
-  const csrf = make_csrf();
+  const limiter = new LoginLimiter({ failures_max: config.web_admin_login_failures_max,
+    window_ms: config.web_admin_login_window_s * 1000, clients_max: config.web_admin_login_clients_max });
   const form = express.urlencoded({ extended: false, limit: config.web_body_bytes_max, parameterLimit: 10 });
-  app.use(["/admin", "/api/admin"], basic_auth(config.admin_password));
+  app.use(["/admin", "/api/admin"], basic_auth(config.admin_password, limiter));
 
   const status = () => ({
     commit: running_commit(),
@@ -32,7 +36,7 @@ export function mount_admin(app: Express, reader: ServingReader<Catalog>, config
 
   app.get("/admin", (req, res) => {
     res.set("Cache-Control", "no-store")
-      .render("admin", { title: "Pipeline", ...status(), csrf_token: csrf.token, requested: req.query.requested === "1" });
+      .render("admin", { title: "Pipeline", ...status(), csrf_token: csrf.token(req, res), requested: req.query.requested === "1" });
   });
   app.get("/api/admin", (_req, res) => {
     res.set("Cache-Control", "no-store").json(status());

@@ -1,8 +1,11 @@
 import type { Catalog } from "../catalog.js";
 import { parse_measure, parse_top, parse_year, rankings_top_max } from "../inputs.js";
 import { headline_ranking_measures, ranking_measures, type UnitsName } from "../measures.js";
-import type { Column, Page, PageModel, Table } from "../pages.js";
-import type { Snapshot } from "../serving.js";
+import type { SeriesBreak } from "../catalog.js";
+import { market_year_label } from "../market_year.js";
+import type { CellMark, Column, Page, PageModel, Table } from "../pages.js";
+import type { Row, Snapshot } from "../serving.js";
+import { break_note } from "../series_breaks.js";
 import { view_options } from "../settings.js";
 
 const top_default = 10;
@@ -44,15 +47,23 @@ export const rankings_page: Page<RankingsParams> = {
     const measures = measure === undefined ? [...headline_ranking_measures] : [measure];
     const tables: Record<string, Table> = {};
     for (const measure of measures) {
+      // rank <= top, not LIMIT top: every country tied at the cut stays in (RANK() gives ties one rank).
       const rows = await snapshot.query(`SELECT rank, country_name, country_code, value, share_of_world_pct,
           change_vs_previous_year, change_vs_previous_year_pct
-        FROM rankings WHERE market_year = $year AND measure = $measure ORDER BY rank, country_name LIMIT $top`,
+        FROM rankings WHERE market_year = $year AND measure = $measure AND rank <= $top ORDER BY rank, country_name`,
         { year, measure, top });
-      tables[measure] = { title: `${ranking_measures[measure]} ${year}`, columns: ranking_columns, rows };
+      const breaks = snapshot.meta.series_breaks.filter((entry) => entry.market_year === year && entry.measure === measure);
+      tables[measure] = {
+        title: `${ranking_measures[measure]} ${market_year_label(year)}`,
+        columns: ranking_columns,
+        rows,
+        notes: [...ties_note(rows, top), ...(breaks.length > 0 ? [break_note(year, breaks)] : [])],
+        marks: entry_marks(rows, breaks),
+      };
     }
     return {
       view: "rankings",
-      title: `Rankings ${year}`,
+      title: `Rankings ${market_year_label(year)}`,
       units,
       params: measure === undefined ? { year, top } : { year, top, measure },
       tables,
@@ -61,3 +72,23 @@ export const rankings_page: Page<RankingsParams> = {
     };
   },
 };
+
+/** Says so when countries tied at the cut make the list longer than `top`. */
+function ties_note(rows: Row[], top: number): string[] {
+  if (rows.length <= top) return [];
+  const cut_rank = rows[top - 1]!.rank;
+  const tied = rows.filter((row) => row.rank === cut_rank).length;
+  return [`${rows.length} countries for a top ${top}: ${tied} are tied at rank ${cut_rank}, and all of them are shown.`];
+}
+
+/** A country that enters the data this year has no change to show: its change cell says why. */
+function entry_marks(rows: Row[], breaks: SeriesBreak[]): Record<number, Record<string, CellMark>> {
+  const entering = new Set(breaks.filter((entry) => entry.event === "enters").map((entry) => entry.country_code));
+  const marks: Record<number, Record<string, CellMark>> = {};
+  rows.forEach((row, index) => {
+    if (entering.has(String(row.country_code))) {
+      marks[index] = { change_vs_previous_year: { kind: "break", note: "enters PSD's coffee data this year: no change to show" } };
+    }
+  });
+  return marks;
+}

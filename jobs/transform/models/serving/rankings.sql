@@ -1,7 +1,7 @@
 MODEL (
   name serving.rankings,
   kind FULL,
-  description 'Countries ranked per market year and measure, with share of world and change against the year before.',
+  description 'Countries ranked per market year and measure in the published release, with share of world and change against the year before.',
   grain (market_year, measure, country_code),
   audits (
     unique_combination_of_columns(columns := (market_year, measure, country_code)),
@@ -13,31 +13,17 @@ MODEL (
 );
 
 WITH measures AS (
-  SELECT
-    b.market_year,
-    m.measure,
-    b.country_code,
-    b.country_name,
-    CASE m.measure
-      WHEN 'production' THEN b.production
-      WHEN 'exports' THEN b.exports
-      WHEN 'imports' THEN b.imports
-      WHEN 'domestic_consumption' THEN b.domestic_consumption
-      WHEN 'ending_stocks' THEN b.ending_stocks
-    END AS value
-  FROM serving.country_balance AS b
-  CROSS JOIN (
-    VALUES ('production'), ('exports'), ('imports'), ('domestic_consumption'), ('ending_stocks')
-  ) AS m(measure)
+  SELECT market_year, measure, country_code, country_name, value
+  FROM foundation.country_measure
+  WHERE release_id = @current_release
+    AND measure IN ('production', 'exports', 'imports', 'domestic_consumption', 'ending_stocks')
 ), with_context AS (
   SELECT
     cur.*,
     SUM(cur.value) OVER (PARTITION BY cur.market_year, cur.measure) AS world_value,
-    -- PSD leaves out country-years where every figure is zero: a missing year before is a zero,
-    -- except before the first year of the data, where there is nothing to compare with.
-    CASE
-      WHEN cur.market_year > MIN(cur.market_year) OVER () THEN COALESCE(prev.value, 0)
-    END AS previous_value
+    -- Only against a figure PSD has for the year before: where the country has no row (it enters
+    -- the data that year, as the EU in 2002 and the UK in 2016), there is no change, not one from 0.
+    prev.value AS previous_value
   FROM measures AS cur
   LEFT JOIN measures AS prev
     ON prev.country_code = cur.country_code
@@ -47,6 +33,7 @@ WITH measures AS (
 SELECT
   market_year,
   measure,
+  -- Tied countries share a rank (and the next rank is skipped): a top N is every rank <= N.
   RANK() OVER (PARTITION BY market_year, measure ORDER BY value DESC)::INT AS rank,
   country_code,
   country_name,

@@ -1,13 +1,14 @@
 MODEL (
   name serving.world_balance,
   kind FULL,
-  description 'The world balance of green coffee per market year: the sum over every country (1000 60 kg bags).',
+  description 'The world balance of green coffee per market year in the published release: the sum over every country (1000 60 kg bags).',
   grain (market_year),
   audits (
     unique_values(columns := (market_year)),
     not_null(columns := (market_year, production, domestic_consumption, exports, ending_stocks)),
     accepted_range(column := production, min_v := 0),
     accepted_range(column := stocks_to_use_pct, min_v := 0),
+    accepted_range(column := stocks_to_consumption_pct, min_v := 0),
   )
 );
 
@@ -30,5 +31,6 @@ WITH totals AS (
 )
 SELECT
   *,
-  @stocks_to_use_pct(ending_stocks, domestic_consumption, exports) AS stocks_to_use_pct
+  @stocks_to_use_pct(ending_stocks, domestic_consumption, exports) AS stocks_to_use_pct,
+  @stocks_to_consumption_pct(ending_stocks, domestic_consumption) AS stocks_to_consumption_pct
 FROM totals
