@@ -10,6 +10,7 @@ import { repo_root } from "../lib/paths.js";
 import { bench_daemon } from "./daemon_bench.js";
 import { bench_export_vs_ctas } from "./export_vs_ctas.js";
 import { bench_extract_vs_curl } from "./extract_vs_curl.js";
+import { bench_web_limit } from "./web_limit.js";
 import { bench_transform_releases } from "./transform_releases.js";
 import { bench_web_reader } from "./web_reader.js";
 import { format_table, type Figure } from "./stats.js";
@@ -19,6 +20,7 @@ const benches: Record<string, (context: BenchContext) => Promise<Figure[]>> = {
   export: bench_export_vs_ctas,
   extract: bench_extract_vs_curl,
   web: bench_web_reader,
+  pages: bench_web_limit,
   daemon: bench_daemon,
   transform: bench_transform_releases,
 };

@@ -1,41 +1,19 @@
 import fs from "node:fs";
 import path from "node:path";
-import autocannon from "autocannon";
 import { load_config } from "../config/load.js";
 import { write_revised_release } from "../test/support/psd_zip.js";
 import { run_cli } from "../test/support/sandbox.js";
-import { start_web, type WebProcess } from "../test/support/web_process.js";
+import { start_web } from "../test/support/web_process.js";
 import { load_catalog, type Catalog } from "../web/catalog.js";
-import { default_settings } from "../web/settings.js";
-import type { Page, PageInput } from "../web/pages.js";
-import { country_page } from "../web/routes/country.js";
-import { overview_page } from "../web/routes/overview.js";
 import { ServingReader } from "../web/serving.js";
-import { figure, sample, side_by_side, type Figure } from "./stats.js";
+import { load, type Load } from "./load.js";
+import { figure, sample, seconds_of, side_by_side, type Figure } from "./stats.js";
 import type { BenchContext } from "./workspace.js";
 
-const CONNECTIONS = 8;
 const OVERVIEW = "/api/overview";
 const COUNTRY = "/api/country/BR";
 
-interface Load {
-  requests_per_s: number;
-  latency_ms_p50: number;
-  latency_ms_p99: number;
-  failed: number;
-}
-
-async function load(url: string, duration_s: number): Promise<Load> {
-  const result = await autocannon({ url, connections: CONNECTIONS, duration: duration_s });
-  return {
-    requests_per_s: result.requests.average,
-    latency_ms_p50: result.latency.p50,
-    latency_ms_p99: result.latency.p99,
-    failed: result.errors + result.timeouts + result.non2xx,
-  };
-}
-
-/** 1–3: the reader's cost (swap detection on vs off), HTTP vs in-process, and swaps under load. */
+/** 1–3: the reader's cost (swap detection on vs off), a page after a swap against a cached one, and swaps under load. */
 export async function bench_web_reader(context: BenchContext): Promise<Figure[]> {
   const duration_s = context.quick ? 1 : 8;
   const runs = context.quick ? 1 : 3;
@@ -47,54 +25,55 @@ export async function bench_web_reader(context: BenchContext): Promise<Figure[]>
     for (const [id, route] of [["1a", OVERVIEW], ["1b", COUNTRY]] as const) {
       const loads = { on: [] as Load[], off: [] as Load[] };
       await side_by_side(runs,
-        async () => (loads.on.push(await load(with_check.url + route, duration_s)), 0),
-        async () => (loads.off.push(await load(without_check.url + route, duration_s)), 0));
+        async () => (loads.on.push(await load(with_check.url + route, { duration_s })), 0),
+        async () => (loads.off.push(await load(without_check.url + route, { duration_s })), 0));
       figures.push(figure(id, `${route} req/s, inode-swap check on vs off`,
         sample(loads.on.map((l) => l.requests_per_s), "req/s"), sample(loads.off.map((l) => l.requests_per_s), "req/s"),
         "≥ 0.97", (ratio) => ratio >= 0.97));
       figures.push(figure(`${id}′`, `${route} p99 latency, check on vs off (p50 ${sample(loads.on.map((l) => l.latency_ms_p50), "ms").median} vs ${sample(loads.off.map((l) => l.latency_ms_p50), "ms").median} ms)`,
         sample(loads.on.map((l) => l.latency_ms_p99), "ms"), sample(loads.off.map((l) => l.latency_ms_p99), "ms"), "informational"));
     }
-    figures.push(...await http_vs_in_process(context, with_check, duration_s, runs));
   } finally {
     await with_check.stop();
     await without_check.stop();
   }
+  figures.push(...await cold_vs_warm(context, context.quick ? 2 : 10));
   figures.push(...await swaps_under_load(context, duration_s, runs));
   return figures;
 }
 
-/** 2. The same page loads with no HTTP: a loop in this process, as many at once as HTTP connections. */
-async function http_vs_in_process(context: BenchContext, web: WebProcess, duration_s: number, runs: number): Promise<Figure[]> {
-  const config = context.workspace.config;
-  const reader = new ServingReader<Catalog>({
-    path: config.serving_duckdb_path, query_concurrency_max: config.web_query_concurrency_max,
-    query_queue_max: config.web_query_queue_max, query_timeout_ms: config.web_query_timeout_ms,
-    swap_check: true, load_meta: load_catalog, describe_meta: (catalog) => catalog.release_id,
+/**
+ * 2. What the cache saves a reader: the first request after a swap (open the new file, smoke-test
+ * it, query, render, compress) against the same request again, answered from the cache.
+ */
+async function cold_vs_warm(context: BenchContext, swaps: number): Promise<Figure[]> {
+  const { workspace } = context;
+  const served = path.join(workspace.dir, "cold", "serving.duckdb");
+  fs.mkdirSync(path.dirname(served), { recursive: true });
+  fs.copyFileSync(workspace.config.serving_duckdb_path, served);
+  const web = await start_web({ ...workspace.env, LOG_LEVEL: "warn", SERVING_DUCKDB_PATH: served }, "forked");
+  const request_ms = async (route: string) => 1000 * await seconds_of(async () => {
+    const response = await fetch(web.url + route);
+    await response.arrayBuffer();
+    if (response.status !== 200) throw new Error(`${route} answered ${response.status}`);
   });
   const figures: Figure[] = [];
   try {
-    const pages: [string, string, Page, Record<string, string>][] = [["2a", OVERVIEW, overview_page, {}], ["2b", COUNTRY, country_page, { code: "BR" }]];
-    for (const [id, route, page, path_params] of pages) {
-      const input: PageInput = { path_params, query: () => undefined, settings: default_settings };
-      const times = await side_by_side(runs,
-        async () => (await load(web.url + route, duration_s)).requests_per_s,
-        async () => {
-          let done = 0;
-          const deadline = Date.now() + duration_s * 1000;
-          await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
-            while (Date.now() < deadline) {
-              await reader.with_snapshot((snapshot) => page.load(page.parse(input, snapshot.meta), snapshot));
-              done++;
-            }
-          }));
-          return done / duration_s;
-        });
-      figures.push(figure(id, `${route} over HTTP vs the same page loads in-process (no HTTP)`,
-        sample(times.ours, "req/s"), sample(times.reference, "loads/s"), "informational"));
+    for (const [id, route] of [["2a", "/country/BR"], ["2b", "/api/rankings?year=2023"]] as const) {
+      const cold: number[] = [];
+      const warm: number[] = [];
+      for (let swap = 0; swap < swaps; swap++) {
+        const incoming = `${served}.incoming`;
+        fs.copyFileSync(workspace.config.serving_duckdb_path, incoming);
+        fs.renameSync(incoming, served);
+        cold.push(await request_ms(route));
+        warm.push(await request_ms(route));
+      }
+      figures.push(figure(id, `${route} latency: first request after a swap (open, query, render, compress) vs cached`,
+        sample(cold, "ms"), sample(warm, "ms"), "informational"));
     }
   } finally {
-    await reader.close(5_000);
+    await web.stop();
   }
   return figures;
 }
@@ -138,14 +117,14 @@ async function swaps_under_load(context: BenchContext, duration_s: number, runs:
             }
           }
         })();
-        const result = await load(web.url + OVERVIEW, duration_s);
+        const result = await load(web.url + OVERVIEW, { duration_s });
         swapping = false;
         await swaps;
         for (const file of incoming) fs.rmSync(file, { force: true });
         failed += result.failed;
         return result.requests_per_s;
       },
-      async () => (await load(web.url + OVERVIEW, duration_s)).requests_per_s);
+      async () => (await load(web.url + OVERVIEW, { duration_s })).requests_per_s);
     return [
       figure("3a", `${OVERVIEW} req/s with a swap every 200 ms vs none (${failed} failed requests)`,
         sample(times.ours, "req/s"), sample(times.reference, "req/s"), "≥ 0.9, 0 failed", (ratio) => ratio >= 0.9 && failed === 0),

@@ -5,6 +5,7 @@ import type { Config } from "../config/schema.js";
 import { child_env } from "../lib/child_env.js";
 import { log } from "../lib/log.js";
 import { compiled_path } from "../lib/paths.js";
+import { web_env, web_exec_argv } from "../lib/web_launch.js";
 import { next_restart_delay_ms, restart_delay_first_ms } from "./restart_delay.js";
 
 /** What the web process tells the daemon over the fork IPC channel (the contract with web/main.ts). */
@@ -41,7 +42,8 @@ export class WebChild {
     // The web's DuckDB queries share libuv's threadpool with its file reads; the pool's size is
     // fixed when a process starts, so it is set here: the query cap plus room for fs.
     const threadpool = { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(this.config.web_query_concurrency_max + 2) };
-    const child = fork(entry, [], { env: child_env(threadpool), stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const child = fork(entry, [], { env: child_env({ ...threadpool, ...web_env }), execArgv: [...web_exec_argv],
+      stdio: ["ignore", "inherit", "inherit", "ipc"] });
     this.child = child;
     const pid = child.pid ?? 0;
     log.info(`web: forked ${entry} as pid ${pid}`);

@@ -1,48 +1,17 @@
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import fs from "node:fs";
-import http from "node:http";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import zlib from "node:zlib";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { repo_root } from "../lib/paths.js";
+import { decoded, raw_get, type RawReply } from "./support/raw_http.js";
 import { make_sandbox, run_cli, type Sandbox } from "./support/sandbox.js";
 import { start_web, type WebProcess } from "./support/web_process.js";
 
 // The web's response cache, fast path and static assets, over HTTP on a serving file built by
 // the real pipeline. The web logs every DuckDB query at debug level: counting those lines is how
 // these tests see whether an answer touched DuckDB.
-
-interface RawReply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  /** As sent: still compressed when Content-Encoding says so. */
-  body: Buffer;
-}
-
-/** node:http rather than fetch: fetch decompresses bodies and hides what was sent. */
-function raw_get(base: string, target: string, headers: Record<string, string> = {}, method = "GET"): Promise<RawReply> {
-  return new Promise((resolve, reject) => {
-    const request = http.request(base + target, { method, headers }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on("data", (chunk: Buffer) => chunks.push(chunk));
-      response.on("end", () => resolve({ status: response.statusCode!, headers: response.headers, body: Buffer.concat(chunks) }));
-      response.on("error", reject);
-    });
-    request.on("error", reject);
-    request.end();
-  });
-}
-
-function decoded(reply: RawReply): Buffer {
-  switch (reply.headers["content-encoding"]) {
-    case undefined: return reply.body;
-    case "br": return zlib.brotliDecompressSync(reply.body);
-    case "gzip": return zlib.gunzipSync(reply.body);
-    default: throw new Error(`unexpected Content-Encoding ${reply.headers["content-encoding"]}`);
-  }
-}
 
 const query_lines = (web: WebProcess) => web.output().split("\n").filter((line) => line.includes("web: query on inode")).length;
 

@@ -89,7 +89,7 @@ export function create_app(config: Config, reader: ServingReader<Catalog>, reque
   for (const page of pages) mount_page(app, responses, page);
   mount_country_picker(app, reader);
   mount_settings(app, reader, config, csrf);
-  mount_admin(app, reader, config, csrf, request_run);
+  mount_admin(app, reader, config, csrf, request_run, () => responses.stats());
 
   app.use((_req, _res, next) => next(new HttpError(404, "no such page")));
   app.use(error_handler);

@@ -40,17 +40,24 @@ export interface Catalog {
  * (lib/serving_schema.ts), then the facts the pages need. Throws ServingFileRefused when unusable.
  */
 export async function load_catalog(query: Query): Promise<Catalog> {
-  check_serving_schema((await query(serving_columns_sql)) as unknown as ColumnRow[]);
-  const [info] = await query(`SELECT e.release_id, e.exported_at, r.landed_at, strftime(r.usda_release_month, '%Y-%m') AS usda_month,
-      r.previous_release_id, r.previous_landed_at, strftime(r.previous_usda_release_month, '%Y-%m') AS previous_usda_month
-    FROM export_info AS e JOIN release AS r USING (release_id)`);
+  // At once, not one after another: requests wait for these after every swap. The schema's
+  // verdict comes first, so a missing table is reported as such, not as another query's error.
+  const [columns, infos, years_rows, countries, series_breaks] = await Promise.allSettled([
+    query(serving_columns_sql),
+    query(`SELECT e.release_id, e.exported_at, r.landed_at, strftime(r.usda_release_month, '%Y-%m') AS usda_month,
+        r.previous_release_id, r.previous_landed_at, strftime(r.previous_usda_release_month, '%Y-%m') AS previous_usda_month
+      FROM export_info AS e JOIN release AS r USING (release_id)`),
+    query("SELECT min(market_year) AS first, max(market_year) AS last FROM world_balance"),
+    query(`SELECT country_code, any_value(country_name) AS country_name
+      FROM country_balance GROUP BY country_code ORDER BY country_name`),
+    query(`SELECT market_year, measure, country_code, country_name, event, share_of_world_pct
+      FROM series_breaks ORDER BY market_year, measure, share_of_world_pct DESC, country_name`),
+  ]);
+  check_serving_schema(settled(columns) as unknown as ColumnRow[]);
+  const [info] = settled(infos);
   if (!info) throw new ServingFileRefused("the serving file's export_info does not match its release table");
-  const [years] = await query("SELECT min(market_year) AS first, max(market_year) AS last FROM world_balance");
+  const [years] = settled(years_rows);
   if (years?.first === null || years?.first === undefined) throw new ServingFileRefused("the serving file's world_balance is empty");
-  const countries = await query(`SELECT country_code, any_value(country_name) AS country_name
-    FROM country_balance GROUP BY country_code ORDER BY country_name`);
-  const series_breaks = await query(`SELECT market_year, measure, country_code, country_name, event, share_of_world_pct
-    FROM series_breaks ORDER BY market_year, measure, share_of_world_pct DESC, country_name`);
   const text_or_null = (value: unknown) => (value === null || value === undefined ? null : String(value));
   return {
     release_id: String(info.release_id),
@@ -64,7 +71,12 @@ export async function load_catalog(query: Query): Promise<Catalog> {
     },
     year_first: Number(years.first),
     year_last: Number(years.last),
-    countries: new Map(countries.map((row) => [String(row.country_code), String(row.country_name)])),
-    series_breaks: series_breaks as unknown as SeriesBreak[],
+    countries: new Map(settled(countries).map((row) => [String(row.country_code), String(row.country_name)])),
+    series_breaks: settled(series_breaks) as unknown as SeriesBreak[],
   };
+}
+
+function settled<T>(result: PromiseSettledResult<T>): T {
+  if (result.status === "rejected") throw result.reason;
+  return result.value;
 }

@@ -1,5 +1,6 @@
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import { compiled_path } from "../../lib/paths.js";
+import { web_env, web_exec_argv } from "../../lib/web_launch.js";
 
 export const web_main_path = compiled_path("web/main.ts");
 
@@ -21,10 +22,10 @@ export interface WebProcess {
  */
 export async function start_web(env: NodeJS.ProcessEnv, mode: "forked" | "standalone" = "forked",
   timeout_ms = 20_000): Promise<WebProcess> {
-  const child_env = { ...env, WEB_PORT: "0", WEB_HOST: "127.0.0.1" };
+  const child_env = { ...env, ...web_env, WEB_PORT: "0", WEB_HOST: "127.0.0.1" };
   const child = mode === "forked"
-    ? fork(web_main_path, [], { env: child_env, stdio: ["ignore", "pipe", "pipe", "ipc"] })
-    : spawn(process.execPath, [web_main_path], { env: child_env, stdio: ["ignore", "pipe", "pipe"] });
+    ? fork(web_main_path, [], { env: child_env, execArgv: [...web_exec_argv], stdio: ["ignore", "pipe", "pipe", "ipc"] })
+    : spawn(process.execPath, [...web_exec_argv, web_main_path], { env: child_env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   const messages: unknown[] = [];
   child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));

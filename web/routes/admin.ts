@@ -7,6 +7,7 @@ import type { Catalog } from "../catalog.js";
 import type { Csrf } from "../csrf.js";
 import { LoginLimiter } from "../login_limiter.js";
 import { HttpError, not_found } from "../errors.js";
+import type { ResponseCacheStats } from "../response_cache.js";
 import type { ServingReader } from "../serving.js";
 
 /** How many runs the status page lists; the history file itself holds RUN_HISTORY_ENTRIES_MAX. */
@@ -17,7 +18,7 @@ export type RequestRun = () => boolean;
 
 /** Off (404) without ADMIN_PASSWORD. */
 export function mount_admin(app: Express, reader: ServingReader<Catalog>, config: Config, csrf: Csrf,
-  request_run: RequestRun | undefined): void {
+  request_run: RequestRun | undefined, page_cache: () => ResponseCacheStats): void {
   if (config.admin_password === "") return;
   const limiter = new LoginLimiter({ failures_max: config.web_admin_login_failures_max,
     window_ms: config.web_admin_login_window_s * 1000, clients_max: config.web_admin_login_clients_max });
@@ -29,6 +30,7 @@ export function mount_admin(app: Express, reader: ServingReader<Catalog>, config
     daemon: read_daemon_status(config.materia_state_dir) ?? null,
     serving: reader.serving_file() ?? null,
     refused: reader.refused_file() ?? null,
+    page_cache: page_cache(),
     supervised: request_run !== undefined,
     runs: read_run_history(config.materia_state_dir).slice(0, runs_shown_max)
       .map(({ output_tail: _tail, ...run }) => ({ ...run, duration_s: duration_s(run) })),

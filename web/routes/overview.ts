@@ -23,12 +23,12 @@ export const overview_page: Page<OverviewParams> = {
   },
   async load({ units, from, to }, snapshot: Snapshot<Catalog>): Promise<PageModel> {
     const catalog = snapshot.meta;
-    const rows = await snapshot.query(
-      `SELECT ${balance_select} FROM world_balance WHERE market_year BETWEEN $from AND $to ORDER BY market_year`, { from, to });
-    const [latest, previous] = await snapshot.query(
-      `SELECT ${balance_select} FROM world_balance WHERE market_year IN ($to, $to - 1) ORDER BY market_year DESC`, { to });
-    const revisions = await snapshot.query(
-      "SELECT measure, change, change_pct, revision FROM world_revisions WHERE market_year = $to", { to });
+    // At once: after a swap, every reader of the overview waits for these.
+    const [rows, [latest, previous], revisions] = await Promise.all([
+      snapshot.query(`SELECT ${balance_select} FROM world_balance WHERE market_year BETWEEN $from AND $to ORDER BY market_year`, { from, to }),
+      snapshot.query(`SELECT ${balance_select} FROM world_balance WHERE market_year IN ($to, $to - 1) ORDER BY market_year DESC`, { to }),
+      snapshot.query("SELECT measure, change, change_pct, revision FROM world_revisions WHERE market_year = $to", { to }),
+    ]);
     const before = previous?.market_year === to - 1 ? previous : undefined;
     const comparison = headline_measures.map(({ key, label }) => {
       const value = latest?.[key] as number;
