@@ -20,12 +20,11 @@ export class FreshnessMonitor {
     private readonly stale_after_s: number,
     /** The serving file in use: when it was published (export_info.exported_at). */
     private readonly last_publish_at: () => string | null,
-    private readonly now_ms: () => number = Date.now,
   ) {}
 
   verdict(): FreshnessVerdict {
     return judge_freshness({ last_success_at: this.recorded_success(), last_publish_at: this.last_publish_at() },
-      this.now_ms(), this.stale_after_s);
+      Date.now(), this.stale_after_s);
   }
 
   /**
@@ -44,7 +43,7 @@ export class FreshnessMonitor {
   }
 
   private recorded_success(): string | null {
-    const now_ms = this.now_ms();
+    const now_ms = Date.now();
     if (now_ms - this.checked_at_ms < FreshnessMonitor.recheck_ms) return this.last_success_at;
     this.checked_at_ms = now_ms;
     const file = freshness_path(this.state_dir);
