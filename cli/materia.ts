@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { ConfigError, load_config } from "../config/load.js";
 import type { Config } from "../config/schema.js";
-import { configure_log } from "../lib/log.js";
+import { configure_log, stderr_is_journal } from "../lib/log.js";
 import { is_job_name, pipeline_jobs, job_named } from "../jobs/registry.js";
 
 function configured(): Config {
@@ -59,13 +59,14 @@ program.command("status")
   }, 10)
   .action(async (options: { runs: number }) => {
     const { status_report } = await import("../daemon/status_report.js");
-    console.log(status_report(configured().materia_state_dir, options.runs));
+    console.log(status_report(configured(), options.runs));
   });
 
 try {
   await program.parseAsync();
 } catch (error) {
-  // One line on stderr: what failed and why; the log above has the detail.
-  console.error(`materia: ${(error as Error).message.split("\n")[0]}`);
+  // One line on stderr: what failed and why; the log above has the detail. Under systemd at err,
+  // so that `journalctl -p err` and `systemctl status` show why the daemon did not start.
+  console.error(`${stderr_is_journal() ? "<3>" : ""}materia: ${(error as Error).message.split("\n")[0]}`);
   process.exit(error instanceof ConfigError ? 2 : 1);
 }

@@ -33,6 +33,8 @@ export function load_config(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`config: ${name} ${issue.message} (got ${got})`);
   }
   const config = Object.fromEntries(Object.entries(parsed.data).map(([k, v]) => [k.toLowerCase(), v])) as Config;
+  // Three missed cycles and a backoff: one failure, or a late cycle, is not yet "stale".
+  config.stale_after_s ??= 3 * config.pipeline_interval_s + config.pipeline_backoff_s;
   for (const key of ["landing_dir", "duckdb_path", "serving_duckdb_path", "materia_state_dir", "sqlmesh_bin"] as const) {
     config[key] = path.resolve(config[key]);
   }

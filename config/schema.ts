@@ -7,16 +7,16 @@ import { z } from "zod";
 // (the PSD file shipped in the repo); production overrides paths and PSD_SOURCE_URL.
 
 const seconds = (default_s: number, max_s: number) =>
-  z.coerce.number().int("must be a whole number of seconds").min(1, "must be at least 1 second")
+  z.coerce.number("must be a whole number of seconds").int("must be a whole number of seconds").min(1, "must be at least 1 second")
     .max(max_s, `must be at most ${max_s} seconds`).default(default_s);
 const milliseconds = (default_ms: number, max_ms: number) =>
-  z.coerce.number().int("must be a whole number of milliseconds").min(1, "must be at least 1 ms")
+  z.coerce.number("must be a whole number of milliseconds").int("must be a whole number of milliseconds").min(1, "must be at least 1 ms")
     .max(max_ms, `must be at most ${max_ms} ms`).default(default_ms);
 const bytes = (default_bytes: number) =>
-  z.coerce.number().int("must be a whole number of bytes").min(1024, "must be at least 1024 bytes")
+  z.coerce.number("must be a whole number of bytes").int("must be a whole number of bytes").min(1024, "must be at least 1024 bytes")
     .default(default_bytes);
 const whole_number = (default_value: number, min: number, max: number) =>
-  z.coerce.number().int("must be a whole number").min(min, `must be at least ${min}`)
+  z.coerce.number("must be a whole number").int("must be a whole number").min(min, `must be at least ${min}`)
     .max(max, `must be at most ${max}`).default(default_value);
 const on_off = (default_value: "on" | "off") =>
   z.enum(["on", "off"], "must be on or off").default(default_value).transform((v) => v === "on");
@@ -62,6 +62,14 @@ export function config_schema(repo_root: string) {
     RESTART_DELAY_MS_MAX: milliseconds(30_000, 600_000),
     RESTART_RESET_S: seconds(60, 3600),
     NOTIFY_TIMEOUT_MS: milliseconds(5000, 60_000),
+    // The dead-man's switch (lib/freshness.ts). Unset: 3 × PIPELINE_INTERVAL_S + PIPELINE_BACKOFF_S (see load.ts).
+    STALE_AFTER_S: z.coerce.number("must be a whole number of seconds").int("must be a whole number of seconds").min(1, "must be at least 1 second")
+      .max(30 * 24 * 3600, `must be at most ${30 * 24 * 3600} seconds`).optional(),
+    // healthchecks.io's convention: <url>/start, <url> on success, <url>/fail with the reason. Empty: off.
+    HEALTHCHECK_PING_URL: z.string().default("")
+      .refine((u) => u === "" || (URL.canParse(u) && ["http:", "https:"].includes(new URL(u).protocol)),
+        "must be empty or an http:// or https:// URL"),
+    HEALTHCHECK_TIMEOUT_MS: milliseconds(10_000, 60_000),
 
     // web (web/)
     // An address, not a name: the daemon binds it before anything could look a name up, and
@@ -115,7 +123,8 @@ export function config_schema(repo_root: string) {
   }).superRefine((settings, context) => {
     // Node refuses a headers bound past the request bound; a socket idle bound below the query bound would cut slow queries.
     const longer = (name: keyof typeof settings, other: keyof typeof settings) => {
-      if (settings[name] > settings[other]) {
+      const [value, bound] = [settings[name], settings[other]];
+      if (typeof value === "number" && typeof bound === "number" && value > bound) {
         context.addIssue({ code: "custom", path: [name], message: `must not be longer than ${other}=${settings[other]}` });
       }
     };
@@ -137,4 +146,7 @@ function is_proxy_address(item: string): boolean {
 export type Config = {
   [K in keyof z.output<ReturnType<typeof config_schema>> as Lowercase<K & string>]:
     z.output<ReturnType<typeof config_schema>>[K];
+} & {
+  /** Always set after load_config: its default depends on two other settings. */
+  stale_after_s: number;
 };

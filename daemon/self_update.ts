@@ -68,7 +68,9 @@ async function rebuild(config: Config, from: string, to: string, cancel: AbortSi
   const install_timeout_ms = config.install_timeout_s * 1000;
   if (changed.includes(npm_lock_file)) {
     log.info(`update: ${npm_lock_file} changed; running npm ci`);
-    await command(config, "npm", ["ci", "--no-audit", "--no-fund"], install_timeout_ms, cancel);
+    // --include=dev: the build (infra/setup.sh, run by npm's prepare) needs TypeScript, a
+    // devDependency, and the unit sets NODE_ENV=production, which would leave it out.
+    await command(config, "npm", ["ci", "--include=dev", "--no-audit", "--no-fund"], install_timeout_ms, cancel);
   } else {
     await command(config, "sh", ["infra/setup.sh"], install_timeout_ms, cancel);
   }
@@ -92,9 +94,10 @@ async function command(config: Config, bin: string, args: string[], timeout_ms: 
   if (result.timed_out) throw new UpdateError(`${name} timed out after ${timeout_ms / 1000} s`);
   if (cancel.aborted) throw new UpdateError(`${name}: cancelled`);
   if (result.exit_code !== 0) {
-    // git says what went wrong in its first "fatal:" line; what follows is advice.
+    // git says what went wrong in its first "fatal:" line, npm in its first "npm error" line (its
+    // last one only points at its log file); what follows is advice.
     const lines = result.output_tail.trim().split("\n");
-    const reason = lines.find((line) => /^(fatal|error):/.test(line)) ?? lines.at(-1) ?? "";
+    const reason = lines.find((line) => /^(fatal|error):|^npm (error|ERR!) (?!A complete log)/.test(line)) ?? lines.at(-1) ?? "";
     throw new UpdateError(`${name} failed (${result.signal ?? `exit ${result.exit_code}`}): ${reason}`);
   }
   return result.output_tail.trim();

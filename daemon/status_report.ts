@@ -1,3 +1,5 @@
+import type { Config } from "../config/schema.js";
+import { format_age, judge_freshness, read_last_success, serving_published_at, type FreshnessVerdict } from "../lib/freshness.js";
 import { pid_alive } from "../lib/pipeline_lock.js";
 import { read_daemon_status, read_run_history, type DaemonStatus, type RunRecord } from "./run_history.js";
 
@@ -7,8 +9,10 @@ function duration(run: RunRecord): string {
   return ms < 10_000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }
 
-/** What `materia status` prints: the daemon's state, then the newest `runs_max` runs. */
-export function format_status_report(status: DaemonStatus | undefined, alive: boolean, runs: RunRecord[]): string {
+const when = (at: string | null, age_s: number | null, none: string) => (at === null ? none : `${at} (${format_age(age_s!)} ago)`);
+
+/** What `materia status` prints: the daemon's state, the data's freshness, then the newest `runs_max` runs. */
+export function format_status_report(status: DaemonStatus | undefined, alive: boolean, freshness: FreshnessVerdict, runs: RunRecord[]): string {
   const lines: string[] = [];
   if (!status) lines.push("daemon: never ran here (no status file)");
   else if (!alive) lines.push(`daemon: not running (pid ${status.pid} gone; last state ${status.state} at ${status.updated_at}, commit ${status.commit})`);
@@ -19,6 +23,9 @@ export function format_status_report(status: DaemonStatus | undefined, alive: bo
     if (status.last_error) lines.push(`last error: ${status.last_error}`);
     lines.push(`web: ${status.web_url ?? "not listening"}`);
   }
+  lines.push(`last successful cycle: ${when(freshness.last_success_at, freshness.last_success_age_s, "none recorded")}`);
+  lines.push(`last publish: ${when(freshness.last_publish_at, freshness.last_publish_age_s, "none (no serving file)")}`);
+  lines.push(freshness.stale_reason === null ? "data: fresh" : `data: STALE: ${freshness.stale_reason}`);
   lines.push(runs.length === 0 ? "runs: none recorded" : "runs (newest first):");
   for (const run of runs) {
     lines.push(`  ${run.started_at}  ${run.job.padEnd(15)} ${run.outcome.padEnd(9)} ${duration(run).padStart(8)}  ${run.message}`);
@@ -26,7 +33,10 @@ export function format_status_report(status: DaemonStatus | undefined, alive: bo
   return lines.join("\n");
 }
 
-export function status_report(state_dir: string, runs_max: number): string {
+export function status_report(config: Config, runs_max: number): string {
+  const state_dir = config.materia_state_dir;
   const status = read_daemon_status(state_dir);
-  return format_status_report(status, status !== undefined && pid_alive(status.pid), read_run_history(state_dir).slice(0, runs_max));
+  const freshness = judge_freshness({ last_success_at: read_last_success(state_dir), last_publish_at: serving_published_at(config.serving_duckdb_path) },
+    Date.now(), config.stale_after_s);
+  return format_status_report(status, status !== undefined && pid_alive(status.pid), freshness, read_run_history(state_dir).slice(0, runs_max));
 }

@@ -1,10 +1,12 @@
 import type { Config } from "../config/schema.js";
 import { pipeline_jobs } from "../jobs/registry.js";
+import { judge_freshness, read_last_success, record_cycle_success, serving_published_at, stale_at_ms, type Freshness } from "../lib/freshness.js";
 import { log } from "../lib/log.js";
 import { acquire_pipeline_lock } from "../lib/pipeline_lock.js";
 import { running_commit } from "../lib/version.js";
 import { Alarm } from "./alarm.js";
 import { restart_exit_code } from "./exit_codes.js";
+import { HealthcheckPinger } from "./healthcheck_ping.js";
 import { kill_left_groups } from "./job_groups.js";
 import { JobRunner, type JobOutcome } from "./job_runner.js";
 import { close_unfinished_runs, record_run, write_daemon_status, type DaemonStatus, type RunRecord } from "./run_history.js";
@@ -21,6 +23,8 @@ type CycleResult =
 
 // The worker must be gone before the launcher's own bound (STOP_TIMEOUT_S) runs out.
 const stop_margin_ms = 1_000;
+// setTimeout's longest delay; a later stale instant is re-armed when it fires.
+const timer_delay_ms_max = 2 ** 31 - 1;
 
 /**
  * The daemon's loop, TigerBeetle's supervisor in TypeScript: update, run the jobs in order,
@@ -33,7 +37,12 @@ export class Supervisor {
   private readonly notifier: SystemdNotifier;
   private readonly runner: JobRunner;
   private readonly alarm = new Alarm();
+  private readonly pinger: HealthcheckPinger;
   private status: DaemonStatus;
+  /** The STATUS= text last sent: a new one goes out only when it differs. */
+  private status_line = "";
+  private last_success_at: string | null;
+  private stale_timer: NodeJS.Timeout | undefined;
   private backoff_cause: string | null = null;
   private stop_requested = false;
   private reload_requested = false;
@@ -45,6 +54,8 @@ export class Supervisor {
   constructor(private readonly config: Config) {
     this.notifier = new SystemdNotifier(config.notify_timeout_ms);
     this.runner = new JobRunner(config);
+    this.pinger = new HealthcheckPinger(config.healthcheck_ping_url, config.healthcheck_timeout_ms, config.log_line_bytes_max);
+    this.last_success_at = read_last_success(config.materia_state_dir);
     this.status = {
       pid: process.ppid, worker_pid: process.pid, web_pid: null, commit: running_commit(), state: "starting",
       current_job: null, next_run_at: null, last_error: null, web_url: null, updated_at: new Date().toISOString(),
@@ -62,6 +73,7 @@ export class Supervisor {
     process.on("message", (message: LauncherMessage) => this.on_launcher_message(message));
     process.send?.({ type: "worker_started" } satisfies WorkerMessage);
     this.update_status({ state: "starting" });
+    this.arm_stale_timer();
     await this.clean_up_after_a_dead_worker();
     this.notifier.start_watchdog();
 
@@ -72,6 +84,7 @@ export class Supervisor {
         break;
       }
       const cycle_started_ms = Date.now();
+      this.pinger.start();
       const result = await this.run_cycle();
       if (result.kind === "restart") {
         exit_code = restart_exit_code;
@@ -79,11 +92,14 @@ export class Supervisor {
       }
       if (this.stop_requested || result.kind === "cancelled") continue;
       if (result.kind === "ok") {
+        this.record_success();
+        this.pinger.success();
         this.backoff_cause = null;
         const next_ms = cycle_started_ms + this.config.pipeline_interval_s * 1000;
         this.update_status({ state: "idle", current_job: null, last_error: null, next_run_at: iso(next_ms) });
         log.info(`cycle ok; next run at ${iso(next_ms)}`);
       } else {
+        this.pinger.fail(result.reason);
         this.backoff_cause = result.cause;
         const next_ms = Date.now() + this.config.pipeline_backoff_s * 1000;
         this.update_status({ state: "backoff", current_job: null, last_error: result.reason, next_run_at: iso(next_ms) });
@@ -230,11 +246,13 @@ export class Supervisor {
     if (this.ready_sent || this.stop_requested) return;
     // READY=1 once the loop runs and a web process listens.
     this.ready_sent = true;
-    void this.notifier.ready(status_text(this.status, this.backoff_cause));
+    this.status_line = this.status_text();
+    void this.notifier.ready(this.status_line);
   }
 
   private shut_down(exit_code: number): void {
     this.notifier.stop_watchdog();
+    clearTimeout(this.stale_timer);
     log.info(exit_code === restart_exit_code ? "worker exiting, to be started again on the checkout as it is now" : "stopped");
   }
 
@@ -268,15 +286,53 @@ export class Supervisor {
   }
 
   private update_status(change: Partial<DaemonStatus>): void {
-    const before = status_text(this.status, this.backoff_cause);
     this.status = { ...this.status, ...change, updated_at: new Date().toISOString() };
     try {
       write_daemon_status(this.config.materia_state_dir, this.status);
     } catch (error) {
       log.error(`cannot write the daemon status: ${(error as Error).message}`);
     }
-    const after = status_text(this.status, this.backoff_cause);
-    if (after !== before || change.state !== undefined) void this.notifier.status(after);
+    this.send_status(change.state !== undefined);
+  }
+
+  private send_status(even_if_unchanged: boolean): void {
+    const line = this.status_text();
+    if (line === this.status_line && !even_if_unchanged) return;
+    this.status_line = line;
+    void this.notifier.status(line);
+  }
+
+  private status_text(): string {
+    return status_text(this.status, this.backoff_cause, judge_freshness(this.freshness(), Date.now(), this.config.stale_after_s));
+  }
+
+  private freshness(): Freshness {
+    return { last_success_at: this.last_success_at, last_publish_at: serving_published_at(this.config.serving_duckdb_path) };
+  }
+
+  private record_success(): void {
+    const now = new Date();
+    this.last_success_at = now.toISOString();
+    try {
+      record_cycle_success(this.config.materia_state_dir, now);
+    } catch (error) {
+      log.error(`cannot record the successful cycle: ${(error as Error).message}`);
+    }
+    this.arm_stale_timer();
+  }
+
+  /** STATUS must say "stale" when the data turns stale, which may happen in the middle of a wait. */
+  private arm_stale_timer(): void {
+    clearTimeout(this.stale_timer);
+    const at_ms = stale_at_ms(this.freshness(), this.config.stale_after_s);
+    // Nothing to judge yet, or stale already (STATUS says so at its next change).
+    if (at_ms === undefined || at_ms <= Date.now()) return;
+    this.stale_timer = setTimeout(() => {
+      this.send_status(false);
+      // A publish by hand may have moved the stale instant: judge again from what is on disk now.
+      this.arm_stale_timer();
+    }, Math.min(at_ms - Date.now(), timer_delay_ms_max));
+    this.stale_timer.unref();
   }
 
   private save_run(record: RunRecord): void {

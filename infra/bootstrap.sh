@@ -9,7 +9,7 @@
 #   --root DIR  write every file under DIR instead of /, and instead of touching the host
 #               (apt-get, useradd, chown, npm, systemctl) print what it would run. For tests.
 #
-# What it does: Debian packages (git, python3-venv, rclone), the `materia` system user,
+# What it does: Debian packages (git, python3-venv, rclone, curl for the alert unit), the `materia` system user,
 # /data/materia, /etc/materia, the checkout in /opt/materia switched to MATERIA_GIT_REF,
 # npm ci + infra/setup.sh when package-lock.json changed, /etc/materia/materia.env from the
 # template ONLY when missing (an operator's file is never touched), the systemd units,
@@ -24,7 +24,7 @@ data_dir=/data/materia
 config_dir=/etc/materia
 home_dir=/var/lib/materia
 unit_dir=/etc/systemd/system
-units="materia-supervisor.service materia-backup.service materia-backup.timer"
+units="materia-supervisor.service materia-backup.service materia-backup.timer materia-alert@.service"
 socket_unit=materia-web.socket
 node_bin=/usr/bin/node
 node_version_min=20.12
@@ -80,7 +80,7 @@ if [ -z "$root" ]; then
     process.exit(major > want_major || (major === want_major && minor >= want_minor) ? 0 : 1);" ||
     die "$node_bin is Node $("$node_bin" --version), materia needs >= $node_version_min"
   missing=""
-  for package in git python3-venv rclone ca-certificates; do
+  for package in git python3-venv rclone ca-certificates curl; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"
   done
   if [ -n "$missing" ]; then
@@ -90,7 +90,7 @@ if [ -z "$root" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
   fi
 else
-  host "apt-get install (only if missing) git python3-venv rclone ca-certificates; check $node_bin >= $node_version_min"
+  host "apt-get install (only if missing) git python3-venv rclone ca-certificates curl; check $node_bin >= $node_version_min"
 fi
 
 if [ -n "$root" ] || ! getent passwd "$service_user" >/dev/null; then
@@ -143,7 +143,8 @@ if [ -n "$root" ]; then
   host "cd $checkout && npm ci (when package-lock.json changed) && sh infra/setup.sh"
 elif [ "$(cat "$stamp" 2>/dev/null)" != "$(sha256sum "$checkout/package-lock.json" | cut -d' ' -f1)" ]; then
   say "installing dependencies (npm ci)"
-  (cd "$checkout" && as_service_user npm ci --no-audit --no-fund)
+  # --include=dev: the build needs TypeScript, a devDependency, whatever NODE_ENV says.
+  (cd "$checkout" && as_service_user npm ci --include=dev --no-audit --no-fund)
   sha256sum "$checkout/package-lock.json" | cut -d' ' -f1 | as_service_user tee "$stamp" >/dev/null
 elif $code_changed; then
   (cd "$checkout" && as_service_user sh infra/setup.sh)

@@ -37,6 +37,8 @@ if $with_test_tools; then
   # the benchmarks' references (npm test runs their quick mode): curl, and unzip -t
   [ -x /usr/bin/curl ] || missing="$missing curl"
   [ -x /usr/bin/unzip ] || missing="$missing unzip"
+  # the real-systemd tests: the alert unit pings with curl (above); the venv runs on Debian's python3
+  [ -x /usr/bin/python3 ] || missing="$missing python3"
   if [ -n "$missing" ]; then
     echo "setup: installing Debian packages:$missing"
     apt_install $missing

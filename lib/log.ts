@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import winston from "winston";
 
 // journald reads a leading "<N>" as the entry's syslog priority, so `journalctl -p err` works.
@@ -28,6 +29,20 @@ export const log = winston.createLogger({
   format: winston.format.combine(winston.format.errors({ stack: true }), line_format),
   transports: [new winston.transports.Console()],
 });
+
+/**
+ * True when stderr is the journal (systemd sets JOURNAL_STREAM to its device:inode): a program's
+ * own stderr lines then need a "<N>" priority too, or journald files them at info.
+ */
+export function stderr_is_journal(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (!env.JOURNAL_STREAM) return false;
+  try {
+    const stat = fs.fstatSync(2);
+    return env.JOURNAL_STREAM === `${stat.dev}:${stat.ino}`;
+  } catch {
+    return false;
+  }
+}
 
 export function configure_log(options: { level: string; line_bytes_max: number }): void {
   log.level = options.level;

@@ -12,18 +12,28 @@ describe("config", () => {
     assert.match(config.serving_duckdb_path, /\/data\/serving\.duckdb$/);
     assert.match(config.psd_source_url, /^file:\/\/.+\/jobs\/extract\/seed\/psd_coffee_csv\.zip$/);
     assert.equal(config.extract_timeout_s, 300);
+    assert.equal(config.healthcheck_ping_url, "", "no ping unless configured");
+  });
+
+  test("STALE_AFTER_S defaults to three intervals plus a backoff, and an explicit value wins", () => {
+    assert.equal(load_config({}).stale_after_s, 3 * 3600 + 600);
+    assert.equal(load_config({ PIPELINE_INTERVAL_S: "60", PIPELINE_BACKOFF_S: "5" }).stale_after_s, 185);
+    assert.equal(load_config({ PIPELINE_INTERVAL_S: "60", STALE_AFTER_S: "7200" }).stale_after_s, 7200);
   });
 
   test("a malformed setting stops the CLI at start with one line naming it, exit 2", async (t) => {
     const sandbox = make_sandbox();
     t.after(() => sandbox.cleanup());
     const cases: [Record<string, string>, RegExp][] = [
-      [{ EXTRACT_TIMEOUT_S: "soon" }, /^materia: config: EXTRACT_TIMEOUT_S .*number.* \(got "soon"\)$/],
+      [{ EXTRACT_TIMEOUT_S: "soon" }, /^materia: config: EXTRACT_TIMEOUT_S must be a whole number of seconds \(got "soon"\)$/],
       [{ TRANSFORM_TIMEOUT_S: "0" }, /^materia: config: TRANSFORM_TIMEOUT_S must be at least 1 second \(got "0"\)$/],
       [{ PSD_SOURCE_URL: "ftp://usda.example/psd.zip" }, /^materia: config: PSD_SOURCE_URL must be an http:\/\/, https:\/\/ or file:\/\/ URL/],
       [{ DUCKDB_PATH: "/tmp/lakehouse.db" }, /^materia: config: DUCKDB_PATH must name a \.duckdb file/],
       [{ LOG_LEVEL: "loud" }, /^materia: config: LOG_LEVEL /],
       [{ WEB_HOST: "localhost" }, /^materia: config: WEB_HOST must be an IP address such as 127\.0\.0\.1 or ::1 \(got "localhost"\)$/],
+      [{ STALE_AFTER_S: "3h" }, /^materia: config: STALE_AFTER_S must be a whole number of seconds \(got "3h"\)$/],
+      [{ HEALTHCHECK_PING_URL: "hc-ping.com/abc" }, /^materia: config: HEALTHCHECK_PING_URL must be empty or an http:\/\/ or https:\/\/ URL \(got "hc-ping\.com\/abc"\)$/],
+      [{ HEALTHCHECK_TIMEOUT_MS: "0" }, /^materia: config: HEALTHCHECK_TIMEOUT_MS must be at least 1 ms \(got "0"\)$/],
       [{ MATERIA_ENV_FILE: "/nonexistent/materia.env" }, /^materia: config: MATERIA_ENV_FILE: no such file \/nonexistent\/materia\.env$/],
       [{ ADMIN_PASSWORD: "hunter2hunt" },
         /^materia: config: ADMIN_PASSWORD must be empty \(admin pages off\) or at least 12 characters \(got 11 characters\)$/],

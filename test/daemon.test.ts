@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import crypto from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -8,43 +7,11 @@ import path from "node:path";
 import test, { type TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
-import { read_daemon_status, read_run_history, type RunRecord } from "../daemon/run_history.js";
 import { compiled_path } from "../lib/paths.js";
 import { pid_alive } from "../lib/pipeline_lock.js";
 import { process_group_alive } from "../lib/subprocess.js";
-import { DaemonProcess, http_status, kill_tagged, NotifySocket, processes_tagged, wait_until } from "./support/daemon_process.js";
-import { make_sandbox, run_cli, type Sandbox } from "./support/sandbox.js";
-
-const stop_timeout_s = 10;
-
-/** A sandbox, a fake NOTIFY_SOCKET and a daemon on short intervals; all of it removed after the test. */
-async function daemon_in_sandbox(t: TestContext, settings: Record<string, string> = {}) {
-  const sandbox: Sandbox = make_sandbox({
-    WEB_PORT: "0",
-    PIPELINE_INTERVAL_S: "1",
-    PIPELINE_BACKOFF_S: "1",
-    STOP_TIMEOUT_S: String(stop_timeout_s),
-    SUBPROCESS_KILL_GRACE_MS: "1000",
-    WEB_SHUTDOWN_GRACE_MS: "2000",
-    ...settings,
-  });
-  const notify = await NotifySocket.open(sandbox.dir);
-  const tag = crypto.randomUUID();
-  const daemon = new DaemonProcess({ ...sandbox.env, NOTIFY_SOCKET: notify.path }, tag);
-  t.after(async () => {
-    await daemon.kill();
-    kill_tagged(tag);
-    await notify.close();
-    sandbox.cleanup();
-  });
-  const state_dir = sandbox.config.materia_state_dir;
-  return {
-    sandbox, notify, daemon, tag,
-    status: () => read_daemon_status(state_dir),
-    runs: (job?: string, outcome?: RunRecord["outcome"]) => read_run_history(state_dir)
-      .filter((run) => (!job || run.job === job) && (!outcome || run.outcome === outcome)),
-  };
-}
+import { daemon_in_sandbox, http_status, processes_tagged, sandbox_stop_timeout_s as stop_timeout_s, wait_until } from "./support/daemon_process.js";
+import { run_cli } from "./support/sandbox.js";
 
 /** A SQLMesh that hangs: it ignores SIGTERM, as does the child it starts, and writes its process group id. */
 function write_hung_sqlmesh(t: TestContext): { bin: string; pgid_file: string } {

@@ -13,7 +13,7 @@ import { repo_root } from "../lib/paths.js";
 
 const bootstrap_path = path.join(repo_root, "infra/bootstrap.sh");
 const template_path = path.join(repo_root, "infra/materia.env.example");
-const units = ["materia-web.socket", "materia-supervisor.service", "materia-backup.service", "materia-backup.timer"];
+const units = ["materia-web.socket", "materia-supervisor.service", "materia-backup.service", "materia-backup.timer", "materia-alert@.service"];
 
 interface Run {
   code: number;

@@ -4,6 +4,9 @@ import { publish_gate_refusals } from "../jobs/export_serving/publish_gate.js";
 import { check_psd_header, etag_file_stem, landing_path, PSD_CSV_HEADER } from "../jobs/extract/psd_format.js";
 import { next_current_release } from "../jobs/current_release.js";
 import { failure_line, release_replaced } from "../jobs/transform/transform.js";
+import { format_status_report } from "../daemon/status_report.js";
+import { status_text } from "../daemon/status_text.js";
+import { format_age, judge_freshness, stale_at_ms } from "../lib/freshness.js";
 import { format_line } from "../lib/log.js";
 import { market_year_label } from "../web/market_year.js";
 import { cache_key, serving_version } from "../web/pages.js";
@@ -88,7 +91,7 @@ describe("page contract", () => {
     assert.equal(cache_key(version, "country", "html", { units: "bags", code: "BR", from: 1960, to: 2023 }),
       cache_key(version, "country", "html", { to: 2023, from: 1960, code: "BR", units: "bags" }));
   });
-  test("a cache key differs by release, re-export, file, page, representation and every param", () => {
+  test("a cache key differs by release, re-export, file, page, representation, every param and the stale-data banner", () => {
     const params = { units: "bags", code: "BR", from: 1960, to: 2023 } as const;
     const keys = [
       cache_key(version, "country", "html", params),
@@ -103,6 +106,8 @@ describe("page contract", () => {
       cache_key(version, "country", "html", { ...params, from: 1961 }),
       cache_key(version, "country", "html", { ...params, to: 2022 }),
       cache_key(version, "country", "html", { ...params, to: "2023" }),
+      cache_key(version, "country", "html", params, "The data pipeline last succeeded 5 h 3 min ago."),
+      cache_key(version, "country", "html", params, "The data pipeline last succeeded 5 h 4 min ago."),
     ];
     assert.equal(new Set(keys).size, keys.length);
   });
@@ -173,6 +178,70 @@ describe("content negotiation and validators", () => {
     assert.equal(matched_etag('"abcd"', etag), undefined);
     assert.equal(matched_etag('"abc-xx"', etag), undefined);
     assert.equal(matched_etag(undefined, etag), undefined);
+  });
+});
+
+describe("stale data (the dead-man's switch)", () => {
+  const now_ms = Date.parse("2026-11-25T12:00:00.000Z");
+  const ago = (seconds: number) => new Date(now_ms - seconds * 1000).toISOString();
+  const stale_after_s = 11_400;
+
+  test("fresh while a cycle succeeded or a publish happened within STALE_AFTER_S; stale past it, saying why", () => {
+    const cases: [string | null, string | null, string | null][] = [
+      [ago(60), ago(40 * 86_400), null],
+      [ago(stale_after_s), ago(stale_after_s), null],
+      [null, ago(3600), null],
+      [ago(30 * 86_400), ago(600), null],
+      [null, null, null],
+      [ago(stale_after_s + 1), ago(40 * 86_400), "no pipeline cycle has succeeded for 3 h 10 min (STALE_AFTER_S=11400)"],
+      [ago(5 * 86_400 + 7200), null, "no pipeline cycle has succeeded for 5 d 2 h (STALE_AFTER_S=11400)"],
+      [null, ago(4 * 3600), "no pipeline cycle has succeeded, and the data was published 4 h ago (STALE_AFTER_S=11400)"],
+    ];
+    for (const [last_success_at, last_publish_at, reason] of cases) {
+      const verdict = judge_freshness({ last_success_at, last_publish_at }, now_ms, stale_after_s);
+      assert.equal(verdict.stale_reason, reason, JSON.stringify({ last_success_at, last_publish_at }));
+    }
+    const verdict = judge_freshness({ last_success_at: ago(90), last_publish_at: ago(7200) }, now_ms, stale_after_s);
+    assert.deepEqual([verdict.last_success_age_s, verdict.last_publish_age_s], [90, 7200]);
+  });
+
+  test("the stale instant is the newer confirmation plus STALE_AFTER_S, just past the threshold", () => {
+    const freshness = { last_success_at: ago(600), last_publish_at: ago(7200) };
+    const at_ms = stale_at_ms(freshness, stale_after_s)!;
+    assert.equal(judge_freshness(freshness, at_ms - 1, stale_after_s).stale_reason, null);
+    assert.notEqual(judge_freshness(freshness, at_ms, stale_after_s).stale_reason, null);
+    assert.equal(stale_at_ms({ last_success_at: null, last_publish_at: null }, stale_after_s), undefined);
+  });
+
+  test("ages read as an operator says them", () => {
+    assert.deepEqual([0, 59, 60, 3599, 3600, 3660, 47 * 3600 + 59 * 60, 48 * 3600, 49 * 3600 + 600].map(format_age),
+      ["0 s", "59 s", "1 min", "59 min", "1 h", "1 h 1 min", "47 h 59 min", "2 d", "2 d 1 h"]);
+  });
+
+  test("STATUS leads with the warning while stale, naming an instant rather than an age, and is plain when fresh", () => {
+    const status = { pid: 1, commit: "abc", state: "backoff", current_job: null, next_run_at: "2026-11-25T12:10:00.000Z",
+      last_error: "extract: HTTP 500", web_url: null, updated_at: ago(0) } as const;
+    const last_success_at = "2026-11-25T08:40:00.000Z";
+    const stale = judge_freshness({ last_success_at, last_publish_at: null }, now_ms, stale_after_s);
+    const fresh = judge_freshness({ last_success_at: ago(60), last_publish_at: null }, now_ms, stale_after_s);
+    const doing = status_text(status, "extract failure", fresh);
+    assert.match(doing, /^backoff after extract failure, retry \d\d:\d\d:\d\d$/);
+    const local = new Date(last_success_at);
+    const since = `${local.getFullYear()}-${String(local.getMonth() + 1).padStart(2, "0")}-${String(local.getDate()).padStart(2, "0")} ${local.toTimeString().slice(0, 5)}`;
+    assert.equal(status_text(status, "extract failure", stale), `STALE DATA (no successful cycle since ${since}); ${doing}`);
+  });
+
+  test("materia status shows both ages, and STALE with the reason", () => {
+    const fresh = judge_freshness({ last_success_at: ago(300), last_publish_at: ago(7200) }, now_ms, stale_after_s);
+    const report = format_status_report(undefined, false, fresh, []);
+    assert.match(report, new RegExp(`^last successful cycle: ${ago(300)} \\(5 min ago\\)$`, "m"));
+    assert.match(report, new RegExp(`^last publish: ${ago(7200)} \\(2 h ago\\)$`, "m"));
+    assert.match(report, /^data: fresh$/m);
+    const never = format_status_report(undefined, false, judge_freshness({ last_success_at: null, last_publish_at: null }, now_ms, stale_after_s), []);
+    assert.match(never, /^last successful cycle: none recorded$/m);
+    assert.match(never, /^last publish: none \(no serving file\)$/m);
+    const stale = format_status_report(undefined, false, judge_freshness({ last_success_at: ago(86_400), last_publish_at: ago(86_400) }, now_ms, stale_after_s), []);
+    assert.match(stale, /^data: STALE: no pipeline cycle has succeeded for 24 h \(STALE_AFTER_S=11400\)$/m);
   });
 });
 

@@ -9,6 +9,7 @@ import type { Catalog } from "./catalog.js";
 import { make_csrf, refuse_cross_site } from "./csrf.js";
 import { HttpError } from "./errors.js";
 import { make_fast_path } from "./fast_path.js";
+import { FreshnessMonitor } from "./freshness.js";
 import { PageResponses } from "./page_responses.js";
 import { format_cell, mount_page, type RenderHtml } from "./pages.js";
 import { mount_admin, type RequestRun } from "./routes/admin.js";
@@ -43,6 +44,7 @@ export function create_app(config: Config, reader: ServingReader<Catalog>, reque
   const assets = new Assets(security);
   app.locals.format_cell = format_cell;
   app.locals.asset = (name: string) => assets.url(name);
+  const freshness = new FreshnessMonitor(config.materia_state_dir, config.stale_after_s, () => reader.serving_meta()?.exported_at ?? null);
   const render_html: RenderHtml = (view, locals) => new Promise((resolve, reject) =>
     app.render(view, locals, (error, html) => (error ? reject(error as Error) : resolve(html))));
   const responses = new PageResponses({
@@ -51,6 +53,7 @@ export function create_app(config: Config, reader: ServingReader<Catalog>, reque
     cache_control: `public, max-age=0, s-maxage=${config.web_cdn_max_age_s}, stale-while-revalidate=${config.web_cdn_stale_while_revalidate_s}`,
     security_headers: security,
     render_html,
+    freshness_banner: () => freshness.banner(),
   });
   const pages = [overview_page, rankings_page, country_page, changes_page];
   const fast_path = make_fast_path({ pages, responses, assets, url_bytes_max: config.web_url_bytes_max });
@@ -76,12 +79,13 @@ export function create_app(config: Config, reader: ServingReader<Catalog>, reque
     res.vary("Cookie");
     // Freshness for pages without a snapshot of their own (errors, admin); pages pass their own.
     res.locals.catalog = reader.serving_meta();
+    res.locals.freshness_banner = freshness.banner();
     next();
   });
 
   app.use(refuse_cross_site);
   const csrf = make_csrf();
-  mount_health(app, reader);
+  mount_health(app, reader, freshness);
   for (const page of pages) mount_page(app, responses, page);
   mount_country_picker(app, reader);
   mount_settings(app, reader, config, csrf);

@@ -23,6 +23,8 @@ export interface PageResponsesOptions {
   cache_control: string;
   security_headers: SecurityHeaders;
   render_html: RenderHtml;
+  /** The stale-data banner now (web/freshness.ts): part of every key, so a page never shows the wrong one. */
+  freshness_banner: () => string | null;
 }
 
 type Answer = { held: string; shared: readonly string[] } | { response: PreparedResponse; shared: readonly string[] };
@@ -54,13 +56,14 @@ export class PageResponses {
       const representation = representation_of(kind, input);
       const params = page.parse(input, snapshot.meta);
       const version = this.version_of(snapshot.file, snapshot.meta);
-      const key = cache_key(version, page.name, representation, params);
+      const banner = this.options.freshness_banner();
+      const key = cache_key(version, page.name, representation, params, banner);
       const shared = this.shared(req, input);
       const etag = strong_etag(key);
       const held = matched_etag(req.headers["if-none-match"], etag);
       if (held !== undefined) return { held, shared };
       const response = await this.cache.get_or_compute(version, key, async () =>
-        prepare_response(await render_page(page, representation, params, snapshot, this.options.render_html), etag));
+        prepare_response(await render_page(page, representation, params, snapshot, this.options.render_html, banner), etag));
       return { response, shared };
     });
     if ("held" in answer) send_not_modified(res, answer.shared, answer.held);
@@ -78,7 +81,8 @@ export class PageResponses {
     let key: string;
     let shared: readonly string[];
     try {
-      key = cache_key(this.version_of(served.file, served.meta), page.name, representation_of(kind, input), page.parse(input, served.meta));
+      key = cache_key(this.version_of(served.file, served.meta), page.name, representation_of(kind, input), page.parse(input, served.meta),
+        this.options.freshness_banner());
       shared = this.shared(req, input);
     } catch {
       return false; // bad input: Express answers with the error

@@ -105,11 +105,13 @@ export function serving_version(file: Pick<ServingFile, "dev" | "ino">, catalog:
 
 /**
  * What a rendered response is a function of: the serving file version, the page, the
- * representation and the normalized params (keys sorted, so the order of the query does not matter).
+ * representation, the normalized params (keys sorted, so the order of the query does not matter)
+ * and the stale-data banner (web/freshness.ts; null while data is fresh), which depends on the time.
  */
-export function cache_key(version: string, page: string, representation: Representation, params: PageParams): string {
+export function cache_key(version: string, page: string, representation: Representation, params: PageParams,
+  banner: string | null = null): string {
   const sorted = Object.keys(params).sort().map((key) => [key, params[key]]);
-  return JSON.stringify([version, page, representation, sorted]);
+  return JSON.stringify([version, page, representation, sorted, banner]);
 }
 
 /** A page's input from an Express request. */
@@ -131,12 +133,12 @@ export type RenderHtml = (view: string, locals: Record<string, unknown>) => Prom
 
 /** The body of one representation of a page: the model loaded once, converted to its units, rendered. */
 export async function render_page(page: Page, representation: Representation, params: PageParams, snapshot: Snapshot<Catalog>,
-  render_html: RenderHtml): Promise<ResponseBody> {
+  render_html: RenderHtml, freshness_banner: string | null): Promise<ResponseBody> {
   const model = with_year_labels(in_units(await page.load(params, snapshot)));
   const catalog = snapshot.meta;
   const links = data_links(page, model);
   if (representation === "html") {
-    return { body: await render_html(model.view, { model, catalog, links, unit_label: units[model.units].label }),
+    return { body: await render_html(model.view, { model, catalog, links, unit_label: units[model.units].label, freshness_banner }),
       content_type: "text/html; charset=utf-8" };
   }
   if (representation === "json") {

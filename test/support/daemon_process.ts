@@ -1,10 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import crypto from "node:crypto";
 import { once } from "node:events";
 import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
+import type { TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { cli_path } from "./sandbox.js";
+import { read_daemon_status, read_run_history, type RunRecord } from "../../daemon/run_history.js";
+import { cli_path, make_sandbox, type Sandbox } from "./sandbox.js";
 
 /** Polls `check` until it returns a value other than undefined/false, or throws naming `what`. */
 export async function wait_until<T>(what: string, timeout_ms: number, check: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> {
@@ -157,4 +160,36 @@ export async function healthz(url: string): Promise<{ status: number; commit?: s
   } catch {
     return undefined;
   }
+}
+
+/** STOP_TIMEOUT_S of the daemons daemon_in_sandbox starts. */
+export const sandbox_stop_timeout_s = 10;
+
+/** A sandbox, a fake NOTIFY_SOCKET and a daemon on short intervals; all of it removed after the test. */
+export async function daemon_in_sandbox(t: TestContext, settings: Record<string, string> = {}) {
+  const sandbox: Sandbox = make_sandbox({
+    WEB_PORT: "0",
+    PIPELINE_INTERVAL_S: "1",
+    PIPELINE_BACKOFF_S: "1",
+    STOP_TIMEOUT_S: String(sandbox_stop_timeout_s),
+    SUBPROCESS_KILL_GRACE_MS: "1000",
+    WEB_SHUTDOWN_GRACE_MS: "2000",
+    ...settings,
+  });
+  const notify = await NotifySocket.open(sandbox.dir);
+  const tag = crypto.randomUUID();
+  const daemon = new DaemonProcess({ ...sandbox.env, NOTIFY_SOCKET: notify.path }, tag);
+  t.after(async () => {
+    await daemon.kill();
+    kill_tagged(tag);
+    await notify.close();
+    sandbox.cleanup();
+  });
+  const state_dir = sandbox.config.materia_state_dir;
+  return {
+    sandbox, notify, daemon, tag,
+    status: () => read_daemon_status(state_dir),
+    runs: (job?: string, outcome?: RunRecord["outcome"]) => read_run_history(state_dir)
+      .filter((run) => (!job || run.job === job) && (!outcome || run.outcome === outcome)),
+  };
 }

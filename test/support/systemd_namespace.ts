@@ -129,18 +129,19 @@ export class SystemdNamespace {
     return this.run(["journalctl", "--no-pager", ...args]);
   }
 
-  /** Where the journal ends now: pass it to journal_after() to read only what comes later. */
-  async journal_cursor(): Promise<string> {
-    const output = await this.check(["journalctl", "--no-pager", "--lines=0", "--show-cursor"]);
-    const cursor = /^-- cursor: (\S+)$/m.exec(output)?.[1];
-    if (!cursor) throw new Error(`journalctl printed no cursor: ${output}`);
-    return cursor;
+  /**
+   * Now, as journalctl's --since understands it (microseconds): pass it to journal_since() to read
+   * only what comes later. Not a cursor: systemd 252's journalctl skips entries after
+   * --after-cursor when -p is given too.
+   */
+  async journal_mark(): Promise<string> {
+    return `@${(await this.check(["date", "+%s.%6N"])).trim()}`;
   }
 
-  /** Journal entries after `cursor`, filtered by `args` (e.g. "-u", unit, "-p", "err"), as `-o cat` lines. */
-  async journal_after(cursor: string, ...args: string[]): Promise<string[]> {
-    const output = await this.check(["journalctl", "--no-pager", "-o", "cat", `--after-cursor=${cursor}`, ...args]);
-    return output.split("\n").filter((line) => line !== "" && line !== "-- No entries --");
+  /** Journal entries since `mark`, filtered by `args` (e.g. "-u", unit, "-p", "err"), as `-o cat` lines. */
+  async journal_since(mark: string, ...args: string[]): Promise<string[]> {
+    const output = await this.check(["journalctl", "--no-pager", "--quiet", "-o", "cat", `--since=${mark}`, ...args]);
+    return output.split("\n").filter((line) => line !== "");
   }
 
   /** `systemctl show` of the given properties, e.g. { ActiveState: "active", NRestarts: "0" }. */
@@ -150,6 +151,28 @@ export class SystemdNamespace {
       const at = line.indexOf("=");
       return [line.slice(0, at), line.slice(at + 1)];
     }));
+  }
+
+  /**
+   * Samples `systemctl show` of `properties` every `interval_ms` until stop(), which returns every
+   * sample: what a unit went through during an action (a reload that must never show "failed").
+   */
+  watch_unit(unit: string, properties: string[], interval_ms = 250): { stop(): Promise<Record<string, string>[]> } {
+    const samples: Record<string, string>[] = [];
+    let watching = true;
+    const loop = (async () => {
+      while (watching) {
+        samples.push(await this.show(unit, properties));
+        await sleep(interval_ms);
+      }
+    })();
+    return {
+      stop: async () => {
+        watching = false;
+        await loop;
+        return samples;
+      },
+    };
   }
 
   write_file(file: string, content: string, mode = "0644", owner = "root:root"): Promise<string> {

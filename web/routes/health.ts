@@ -1,16 +1,20 @@
 import type { Express } from "express";
 import { log } from "../../lib/log.js";
 import { running_commit } from "../../lib/version.js";
+import type { FreshnessVerdict } from "../../lib/freshness.js";
 import type { Catalog } from "../catalog.js";
 import { HttpError } from "../errors.js";
+import type { FreshnessMonitor } from "../freshness.js";
 import type { RefusedFile, ServingReader } from "../serving.js";
 
 /**
- * 200 with the serving file in use (inode, mtime, release) and the commit; 503 with the reason
- * otherwise. A newer file that was refused is named under `refused`. Anyone may read this: it
- * shows no path and no DuckDB error text (the admin page does).
+ * 200 with the serving file in use (inode, mtime, release), the commit and the data's freshness
+ * (ages of the last successful cycle and of the last publish); 503 `stale` with the reason once no
+ * cycle has succeeded for STALE_AFTER_S, 503 `unavailable` without a serving file. A newer file that
+ * was refused is named under `refused`. Anyone may read this: it shows no path and no DuckDB error
+ * text (the admin page does).
  */
-export function mount_health(app: Express, reader: ServingReader<Catalog>): void {
+export function mount_health(app: Express, reader: ServingReader<Catalog>, freshness: FreshnessMonitor): void {
   app.get("/healthz", async (_req, res) => {
     try {
       const body = await reader.with_snapshot(async (snapshot) => {
@@ -24,14 +28,25 @@ export function mount_health(app: Express, reader: ServingReader<Catalog>): void
           ...public_view(reader.refused_file()),
         };
       });
-      res.set("Cache-Control", "no-store").json(body);
+      // Judged after the snapshot: taking it is what notices a newer file and its publish time.
+      const verdict = freshness.verdict();
+      if (verdict.stale_reason === null) res.set("Cache-Control", "no-store").json({ ...body, freshness: freshness_view(verdict) });
+      else {
+        res.status(503).set("Cache-Control", "no-store")
+          .json({ ...body, status: "stale", reason: verdict.stale_reason, freshness: freshness_view(verdict) });
+      }
     } catch (error) {
       if (!(error instanceof HttpError)) log.error(`web: /healthz: the serving file does not answer: ${String(error)}`);
       const message = error instanceof HttpError ? error.message : "the serving file does not answer; the server log has the details";
       res.status(503).set("Cache-Control", "no-store").json({ status: "unavailable", commit: running_commit(), error: message,
-        ...public_view(reader.refused_file()) });
+        freshness: freshness_view(freshness.verdict()), ...public_view(reader.refused_file()) });
     }
   });
+}
+
+function freshness_view(verdict: FreshnessVerdict) {
+  const { last_success_at, last_success_age_s, last_publish_at, last_publish_age_s, stale_after_s } = verdict;
+  return { last_success_at, last_success_age_s, last_publish_at, last_publish_age_s, stale_after_s };
 }
 
 function public_view(file: RefusedFile | undefined): { refused?: Omit<RefusedFile, "detail"> } {
