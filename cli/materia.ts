@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { ConfigError, load_config } from "../config/load.js";
 import type { Config } from "../config/schema.js";
+import { exit_codes } from "../lib/contract.js";
 import { configure_log, stderr_is_journal } from "../lib/log.js";
 import { is_job_name, pipeline_jobs, job_named } from "../jobs/registry.js";
 
@@ -68,5 +69,5 @@ try {
   // One line on stderr: what failed and why; the log above has the detail. Under systemd at err,
   // so that `journalctl -p err` and `systemctl status` show why the daemon did not start.
   console.error(`${stderr_is_journal() ? "<3>" : ""}materia: ${(error as Error).message.split("\n")[0]}`);
-  process.exit(error instanceof ConfigError ? 2 : 1);
+  process.exit(error instanceof ConfigError ? exit_codes.config_error : exit_codes.failure);
 }

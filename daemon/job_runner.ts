@@ -3,11 +3,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Config } from "../config/schema.js";
 import type { JobName } from "../jobs/job.js";
 import { pipeline_jobs } from "../jobs/registry.js";
+import type { JobThreadCommand, JobThreadData, JobThreadMessage } from "../lib/contract.js";
 import { log } from "../lib/log.js";
 import { compiled_path } from "../lib/paths.js";
 import { kill_process_group, process_group_alive } from "../lib/subprocess.js";
 import { forget_groups } from "./job_groups.js";
-import type { JobWorkerData, JobWorkerMessage } from "./job_worker.js";
 
 export type JobOutcome = "ok" | "failed" | "timeout" | "cancelled";
 
@@ -33,7 +33,7 @@ const terminate_wait_ms = 5_000;
 
 interface ActiveRun {
   pgids: Set<number>;
-  result?: JobWorkerMessage & { type: "result" };
+  result?: JobThreadMessage & { type: "result" };
   worker_error?: string;
   gone: () => void;
 }
@@ -56,9 +56,9 @@ export class JobRunner {
       jobs: pipeline_jobs.map((job) => ({
         name: job.name,
         path: compiled_path("daemon/job_worker.ts"),
-        worker: { workerData: { job_name: job.name, config } satisfies JobWorkerData },
+        worker: { workerData: { job_name: job.name, config } satisfies JobThreadData },
       })),
-      workerMessageHandler: ({ name, message }) => this.on_message(name, message as JobWorkerMessage | "done"),
+      workerMessageHandler: ({ name, message }) => this.on_message(name, message as JobThreadMessage | "done"),
       errorHandler: (error, data) => {
         const run = this.active.get(data.name);
         if (run && !run.result) run.worker_error = (error as Error).message;
@@ -67,7 +67,7 @@ export class JobRunner {
     this.bree.on("worker deleted", (name: string) => this.active.get(name)?.gone());
   }
 
-  private on_message(name: string, message: JobWorkerMessage | "done"): void {
+  private on_message(name: string, message: JobThreadMessage | "done"): void {
     const run = this.active.get(name);
     if (!run || message === "done") return;
     if (message.type === "subprocess") {
@@ -94,7 +94,7 @@ export class JobRunner {
     const stop = (why: "timeout" | "cancelled") => {
       if (stopped_by) return;
       stopped_by = why;
-      this.bree.workers.get(name)?.postMessage("cancel");
+      this.bree.workers.get(name)?.postMessage({ type: "stop", reason: why } satisfies JobThreadCommand);
       asked_to_stop();
     };
     const timer = setTimeout(() => stop("timeout"), timeout_ms);

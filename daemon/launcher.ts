@@ -1,14 +1,13 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import type { Config } from "../config/schema.js";
+import { exit_codes, type LauncherMessage, type WorkerMessage } from "../lib/contract.js";
 import { log } from "../lib/log.js";
 import { compiled_path } from "../lib/paths.js";
 import { Alarm } from "./alarm.js";
-import { restart_exit_code } from "./exit_codes.js";
 import { open_listen_socket, type ListenSocket } from "./listen_socket.js";
 import { next_restart_delay_ms, restart_delay_first_ms } from "./restart_delay.js";
 import { WebChild } from "./web_child.js";
-import type { LauncherMessage, WorkerMessage } from "./worker_ipc.js";
 
 // The launcher must be gone within STOP_TIMEOUT_S, its children a little before.
 const kill_margin_ms = 300;
@@ -18,7 +17,7 @@ const kill_margin_ms = 300;
  * MAINPID systemd watches, the PID an operator signals). It holds the dashboard's listening socket
  * and forks the web processes (web_child.ts), so that neither goes down with a worker; it runs the
  * loop in a worker process (supervisor_main.ts). Node cannot exec() itself, so "restart on the new
- * commit" is the worker exiting with `restart_exit_code`, this launcher starting a fresh one from
+ * commit" is the worker exiting with `exit_codes.restart`, this launcher starting a fresh one from
  * the new dist/ and handing the web over to a new web process. Signals are passed on; a worker
  * that dies otherwise is restarted after a growing delay, and the web keeps serving meanwhile.
  * This file is kept small because it is the one part that a self-update does not reload.
@@ -29,7 +28,7 @@ export async function run_launcher(config: Config): Promise<number> {
     socket = open_listen_socket(config);
   } catch (error) {
     log.error(`daemon: ${(error as Error).message}`);
-    return 1;
+    return exit_codes.failure;
   }
   log.info(`daemon: the dashboard's socket is ${socket.description}`);
   // As sd_listen_fds(unset_environment=1) does: LISTEN_PID names this process, never a child of it.
@@ -69,7 +68,7 @@ export async function run_launcher(config: Config): Promise<number> {
   });
 
   web.start();
-  let exit_code = 0;
+  let exit_code: number = exit_codes.ok;
   while (!stopping) {
     const started_ms = Date.now();
     // fork: the IPC channel closes when this process dies, however it dies, and the worker then stops.
@@ -83,17 +82,17 @@ export async function run_launcher(config: Config): Promise<number> {
     worker = undefined;
     // A worker still loading its modules has no handlers yet and dies of the signal itself.
     if (stopping) {
-      exit_code = code === 0 || signal === "SIGTERM" || signal === "SIGINT" ? 0 : 1;
+      exit_code = code === exit_codes.ok || signal === "SIGTERM" || signal === "SIGINT" ? exit_codes.ok : exit_codes.failure;
       break;
     }
-    if (code === restart_exit_code || signal === "SIGHUP") {
+    if (code === exit_codes.restart || signal === "SIGHUP") {
       log.info(`daemon: worker ${pid} exited to restart; starting a new one, and a new web process on the same code`);
       delay_ms = undefined;
       web.replace();
       continue;
     }
-    if (code === 2) {
-      exit_code = 2; // a configuration error: restarting will not mend it
+    if (code === exit_codes.config_error) {
+      exit_code = exit_codes.config_error;
       break;
     }
     delay_ms = next_restart_delay_ms(delay_ms, Date.now() - started_ms, {

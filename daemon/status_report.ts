@@ -1,7 +1,8 @@
 import type { Config } from "../config/schema.js";
 import { format_age, judge_freshness, read_last_success, serving_published_at, type FreshnessVerdict } from "../lib/freshness.js";
 import { pid_alive } from "../lib/pipeline_lock.js";
-import { read_daemon_status, read_run_history, type DaemonStatus, type RunRecord } from "./run_history.js";
+import type { DaemonStatus, RunRecord } from "../lib/contract.js";
+import { read_daemon_status, read_run_history } from "../lib/run_history.js";
 
 function duration(run: RunRecord): string {
   if (!run.ended_at) return "";

@@ -1,5 +1,5 @@
 import type { FreshnessVerdict } from "../lib/freshness.js";
-import type { DaemonStatus } from "./run_history.js";
+import type { DaemonStatus } from "../lib/contract.js";
 
 /** Local wall-clock time of an ISO instant, as an operator reads it in `systemctl status`. */
 export function clock_time(iso: string): string {

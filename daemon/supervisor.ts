@@ -1,19 +1,18 @@
 import type { Config } from "../config/schema.js";
 import { pipeline_jobs } from "../jobs/registry.js";
 import { judge_freshness, read_last_success, record_cycle_success, serving_published_at, stale_at_ms, type Freshness } from "../lib/freshness.js";
+import { exit_codes, type DaemonStatus, type LauncherMessage, type RunRecord, type WorkerMessage } from "../lib/contract.js";
 import { log } from "../lib/log.js";
 import { acquire_pipeline_lock } from "../lib/pipeline_lock.js";
+import { close_unfinished_runs, record_run, write_daemon_status } from "../lib/run_history.js";
 import { running_commit } from "../lib/version.js";
 import { Alarm } from "./alarm.js";
-import { restart_exit_code } from "./exit_codes.js";
 import { HealthcheckPinger } from "./healthcheck_ping.js";
 import { kill_left_groups } from "./job_groups.js";
 import { JobRunner, type JobOutcome } from "./job_runner.js";
-import { close_unfinished_runs, record_run, write_daemon_status, type DaemonStatus, type RunRecord } from "./run_history.js";
 import { self_update } from "./self_update.js";
 import { status_text } from "./status_text.js";
 import { SystemdNotifier } from "./systemd_notify.js";
-import type { LauncherMessage, WorkerMessage } from "./worker_ipc.js";
 
 type CycleResult =
   | { kind: "ok" }
@@ -30,7 +29,7 @@ const timer_delay_ms_max = 2 ** 31 - 1;
  * The daemon's loop, TigerBeetle's supervisor in TypeScript: update, run the jobs in order,
  * wait (interval after success, backoff after a failure), again; nothing in it throws out.
  * `run()` owns every decision of a cycle; the parts below it do one thing and report.
- * Resolves with the exit code: 0 after SIGTERM/SIGINT, `restart_exit_code` to be started
+ * Resolves with the exit code: 0 after SIGTERM/SIGINT, `exit_codes.restart` to be started
  * again on a new commit (after an update, or on SIGHUP).
  */
 export class Supervisor {
@@ -77,17 +76,17 @@ export class Supervisor {
     await this.clean_up_after_a_dead_worker();
     this.notifier.start_watchdog();
 
-    let exit_code = 0;
+    let exit_code: number = exit_codes.ok;
     while (!this.stop_requested) {
       if (this.reload_requested && await this.reload() === "restart") {
-        exit_code = restart_exit_code;
+        exit_code = exit_codes.restart;
         break;
       }
       const cycle_started_ms = Date.now();
       this.pinger.start();
       const result = await this.run_cycle();
       if (result.kind === "restart") {
-        exit_code = restart_exit_code;
+        exit_code = exit_codes.restart;
         break;
       }
       if (this.stop_requested || result.kind === "cancelled") continue;
@@ -253,7 +252,7 @@ export class Supervisor {
   private shut_down(exit_code: number): void {
     this.notifier.stop_watchdog();
     clearTimeout(this.stale_timer);
-    log.info(exit_code === restart_exit_code ? "worker exiting, to be started again on the checkout as it is now" : "stopped");
+    log.info(exit_code === exit_codes.restart ? "worker exiting, to be started again on the checkout as it is now" : "stopped");
   }
 
   kill_job_groups_now(): void {
@@ -264,7 +263,7 @@ export class Supervisor {
   private force_exit(budget_ms: number): void {
     log.error(`stop did not finish within ${budget_ms} ms; killing the job's process groups`);
     this.runner.kill_groups_now();
-    process.exit(1);
+    process.exit(exit_codes.failure);
   }
 
   /** What a worker that died (kill -9, out of memory) left: its job's process groups, its unfinished runs. */

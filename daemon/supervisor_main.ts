@@ -1,6 +1,7 @@
 // The daemon's worker process, started (and restarted on a new commit) by launcher.ts. It reads
 // the configuration afresh, so a restart also applies a changed MATERIA_ENV_FILE.
 import { ConfigError, load_config } from "../config/load.js";
+import { exit_codes } from "../lib/contract.js";
 import { configure_log, log } from "../lib/log.js";
 import { Supervisor } from "./supervisor.js";
 
@@ -10,7 +11,7 @@ let supervisor: Supervisor | undefined;
 const die = (error: unknown) => {
   log.error(error instanceof Error ? error : new Error(String(error)));
   supervisor?.kill_job_groups_now();
-  process.exit(1);
+  process.exit(exit_codes.failure);
 };
 process.on("uncaughtException", die);
 process.on("unhandledRejection", die);
@@ -23,6 +24,6 @@ try {
   exit_code = await supervisor.run();
 } catch (error) {
   log.error(error instanceof ConfigError ? error.message : error as Error);
-  exit_code = error instanceof ConfigError ? 2 : 1;
+  exit_code = error instanceof ConfigError ? exit_codes.config_error : exit_codes.failure;
 }
 process.exit(exit_code);

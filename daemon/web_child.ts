@@ -5,7 +5,7 @@ import type { Config } from "../config/schema.js";
 import { child_env } from "../lib/child_env.js";
 import { log } from "../lib/log.js";
 import { compiled_path } from "../lib/paths.js";
-import { listen_fd_variable, web_listen_fd, type WebMessage } from "../lib/web_ipc.js";
+import { listen_fd_variable, web_listen_fd, type WebMessage } from "../lib/contract.js";
 import { web_env, web_exec_argv } from "../lib/web_launch.js";
 import { restart_delay_first_ms } from "./restart_delay.js";
 import { web_next, web_state_initial, type WebAction, type WebEvent, type WebState } from "./web_handover.js";

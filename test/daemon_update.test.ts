@@ -4,7 +4,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import test from "node:test";
-import { read_daemon_status } from "../daemon/run_history.js";
+import { read_daemon_status } from "../lib/run_history.js";
 import { clone_linked_checkout, git, make_origin } from "./support/git_origin.js";
 import { DaemonProcess, healthz, kill_tagged, NotifySocket, processes_tagged, wait_until } from "./support/daemon_process.js";
 import { make_sandbox } from "./support/sandbox.js";
@@ -41,7 +41,7 @@ test("HUP with a newer commit on the git origin: the daemon (same PID) runs it a
   const first_worker_pid = status()!.worker_pid;
 
   // A newer commit lands on the origin: a code change, as a deploy would push.
-  fs.appendFileSync(path.join(work, "daemon/exit_codes.ts"), "// a newer commit\n");
+  fs.appendFileSync(path.join(work, "lib/contract.ts"), "// a newer commit\n");
   await git(work, "commit", "-q", "-am", "newer");
   await git(work, "push", "-q", origin, "main");
   const newer = await git(work, "rev-parse", "--short=12", "HEAD");
@@ -80,7 +80,7 @@ test("HUP with a newer commit on the git origin: the daemon (same PID) runs it a
   // The origin is back with a third commit; nothing would run for an hour, but the operator
   // presses "Run now": the cycle starts at once, its self-update finds the commit and restarts on it.
   fs.renameSync(`${origin}.gone`, origin);
-  fs.appendFileSync(path.join(work, "daemon/exit_codes.ts"), "// a third commit\n");
+  fs.appendFileSync(path.join(work, "lib/contract.ts"), "// a third commit\n");
   await git(work, "commit", "-q", "-am", "third");
   await git(work, "push", "-q", origin, "main");
   const third = await git(work, "rev-parse", "--short=12", "HEAD");
@@ -94,7 +94,7 @@ test("HUP with a newer commit on the git origin: the daemon (same PID) runs it a
 
   // A commit that does not compile: the rebuild fails, the checkout goes back to the third
   // commit and is rebuilt, the daemon goes on with it, and later cycles do not try it again.
-  fs.appendFileSync(path.join(work, "daemon/exit_codes.ts"), "export const broken: number = \"not a number\";\n");
+  fs.appendFileSync(path.join(work, "lib/contract.ts"), "export const broken: number = \"not a number\";\n");
   await git(work, "commit", "-q", "-am", "broken");
   await git(work, "push", "-q", origin, "main");
   const broken = await git(work, "rev-parse", "--short=12", "HEAD");

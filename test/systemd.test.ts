@@ -159,7 +159,7 @@ describe("materia under a real systemd", { skip: refused }, () => {
   test("systemctl reload with a newer commit on the origin: the dashboard serves it, the unit active throughout with no restart; journalctl -p err shows the new cycle's failure and no info line", async (t) => {
     const before = await show("MainPID", "NRestarts");
     const newer = await materia.origin.push_commit("a newer commit", (work) =>
-      fs.appendFileSync(path.join(work, "daemon/exit_codes.ts"), "// a newer commit\n"));
+      fs.appendFileSync(path.join(work, "lib/contract.ts"), "// a newer commit\n"));
     upstream_fails = true;
     const since = await materia.ns.journal_mark();
     const watch = materia.ns.watch_unit(unit, ["ActiveState", "NRestarts", "MainPID"]);

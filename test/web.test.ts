@@ -3,7 +3,7 @@ import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { after, before, describe, test } from "node:test";
-import { record_run, write_daemon_status } from "../daemon/run_history.js";
+import { record_run, write_daemon_status } from "../lib/run_history.js";
 import { running_commit } from "../lib/version.js";
 import { wait_until } from "./support/daemon_process.js";
 import { make_sandbox, run_cli, type Sandbox } from "./support/sandbox.js";

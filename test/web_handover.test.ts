@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { systemd_listen_fd } from "../daemon/listen_socket.js";
 import { web_next, web_state_initial, type WebAction, type WebEvent, type WebState } from "../daemon/web_handover.js";
-import { inherited_listen_fd } from "../lib/web_ipc.js";
+import { inherited_listen_fd } from "../lib/contract.js";
 
 const delays = { first_ms: 500, max_ms: 2_000, reset_after_ms: 60_000 };
 

@@ -1,7 +1,7 @@
 import net, { type AddressInfo } from "node:net";
 import { ConfigError, load_config } from "../config/load.js";
 import { configure_log, log } from "../lib/log.js";
-import { inherited_listen_fd, type WebMessage } from "../lib/web_ipc.js";
+import { exit_codes, inherited_listen_fd, type WebMessage } from "../lib/contract.js";
 import { create_app } from "./app.js";
 import { load_catalog, type Catalog } from "./catalog.js";
 import { HttpError } from "./errors.js";
@@ -9,7 +9,7 @@ import { create_bounded_server } from "./server_bounds.js";
 import { ServingReader } from "./serving.js";
 
 // The web process: run alone (`npm run web`, it binds WEB_HOST:WEB_PORT itself) or forked by the
-// daemon's launcher, which owns the listening socket and passes it in (lib/web_ipc.ts), waits for
+// daemon's launcher, which owns the listening socket and passes it in (lib/contract.ts), waits for
 // the "web_listening" message and can receive "run_now" from the admin page.
 
 /** After the grace, how long interrupted DuckDB queries get to return before their instance closes. */
@@ -24,16 +24,16 @@ async function main(): Promise<void> {
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     log.error(error.message);
-    process.exit(2);
+    process.exit(exit_codes.config_error);
   }
   configure_log({ level: config.log_level, line_bytes_max: config.log_line_bytes_max });
   process.on("uncaughtException", (error) => {
     log.error(error);
-    process.exit(1);
+    process.exit(exit_codes.failure);
   });
   process.on("unhandledRejection", (reason) => {
     log.error(reason instanceof Error ? reason : new Error(String(reason)));
-    process.exit(1);
+    process.exit(exit_codes.failure);
   });
   // DuckDB queries run on libuv's threadpool, which fs (static files) shares. The pool has started
   // before any of our code runs (the ESM loader reads files through it), so its size can only come
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
     // The last resort if closing DuckDB itself hangs: still inside the daemon's margin before SIGKILL.
     setTimeout(() => {
       log.error("web: stop did not finish in time; exiting");
-      process.exit(1);
+      process.exit(exit_codes.failure);
     }, grace_ms + interrupted_queries_wait_ms + 200).unref();
     // Stop accepting with net.Server's close: http.Server's also closes idle keep-alive connections
     // at once, and a request already on its way on one of them would meet a reset. An idle one is
@@ -90,7 +90,7 @@ async function main(): Promise<void> {
     // Whatever still runs has lost its client: interrupt it and wait only briefly.
     await reader.close(interrupted_queries_wait_ms);
     log.info("web: stopped");
-    process.exit(0);
+    process.exit(exit_codes.ok);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
 
   server.on("error", (error) => {
     log.error(`web: cannot listen on ${listen_fd === undefined ? `${config.web_host}:${config.web_port}` : `fd ${listen_fd}`}: ${error.message}`);
-    process.exit(1);
+    process.exit(exit_codes.failure);
   });
   const on_listening = () => {
     const { address, port } = server.address() as AddressInfo;

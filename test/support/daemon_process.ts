@@ -6,7 +6,8 @@ import path from "node:path";
 import readline from "node:readline";
 import type { TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { read_daemon_status, read_run_history, type RunRecord } from "../../daemon/run_history.js";
+import type { RunRecord } from "../../lib/contract.js";
+import { read_daemon_status, read_run_history } from "../../lib/run_history.js";
 import { cli_path, make_sandbox, type Sandbox } from "./sandbox.js";
 
 /** Polls `check` until it returns a value other than undefined/false, or throws naming `what`. */

@@ -1,7 +1,8 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { read_daemon_status, type DaemonStatus } from "../../daemon/run_history.js";
+import type { DaemonStatus } from "../../lib/contract.js";
+import { read_daemon_status } from "../../lib/run_history.js";
 import { pid_alive } from "../../lib/pipeline_lock.js";
 import { DaemonProcess, healthz, kill_tagged, wait_until } from "./daemon_process.js";
 import { clone_linked_checkout, make_origin, type GitOrigin } from "./git_origin.js";
@@ -15,7 +16,7 @@ const admin_password = "handover-admin-password-long";
 
 /** A newer commit of a code file on the origin, as a deploy pushes it; its hash. */
 const push_code_change = (origin: GitOrigin, message: string) =>
-  origin.push_commit(message, (work) => fs.appendFileSync(path.join(work, "daemon/exit_codes.ts"), `// ${message}\n`));
+  origin.push_commit(message, (work) => fs.appendFileSync(path.join(work, "lib/contract.ts"), `// ${message}\n`));
 
 /** A daemon on a checkout of a temporary git origin, its first cycle published: what a production box runs. */
 export class DeployedDaemon {

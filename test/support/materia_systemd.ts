@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { DaemonStatus } from "../../daemon/run_history.js";
+import type { DaemonStatus } from "../../lib/contract.js";
 import { repo_root } from "../../lib/paths.js";
 import { wait_until } from "./daemon_process.js";
 import { git, make_origin, type GitOrigin } from "./git_origin.js";

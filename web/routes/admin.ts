@@ -1,6 +1,7 @@
 import express, { type Express } from "express";
 import type { Config } from "../../config/schema.js";
-import { read_daemon_status, read_run_history, type RunRecord } from "../../daemon/run_history.js";
+import type { RunRecord } from "../../lib/contract.js";
+import { read_daemon_status, read_run_history } from "../../lib/run_history.js";
 import { running_commit } from "../../lib/version.js";
 import { basic_auth } from "../admin_guard.js";
 import type { Catalog } from "../catalog.js";

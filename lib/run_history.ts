@@ -1,45 +1,12 @@
 import fs from "node:fs";
 import path from "node:path";
-import { write_file_atomic } from "../lib/durable_fs.js";
+import type { DaemonStatus, RunRecord } from "./contract.js";
+import { write_file_atomic } from "./durable_fs.js";
 
-// The durable record of pipeline runs, in MATERIA_STATE_DIR. The daemon writes it; the web's
-// admin page and `materia status` read it. Bounded: only the newest RUN_HISTORY_ENTRIES_MAX runs
-// are kept, and each output tail is bounded by SUBPROCESS_OUTPUT_TAIL_BYTES_MAX.
-
-export type RunOutcome = "running" | "ok" | "failed" | "timeout" | "cancelled";
-
-export interface RunRecord {
-  /** One id per job run: `${cycle_id}.${job}`. */
-  run_id: string;
-  cycle_id: string;
-  job: string;
-  started_at: string;
-  ended_at: string | null;
-  outcome: RunOutcome;
-  /** One line: the job's summary when ok, its error otherwise. */
-  message: string;
-  output_tail: string;
-}
-
-/** What the daemon is doing now: rewritten at every change of state. */
-export interface DaemonStatus {
-  /** The daemon's PID, the one to signal: stays the same when it restarts on a new commit. */
-  pid: number;
-  /** The process that runs the loop (and holds the pipeline lock), restarted on a new commit. */
-  worker_pid?: number;
-  /** The forked web child, while one runs. */
-  web_pid?: number | null;
-  commit: string;
-  state: "starting" | "updating" | "running" | "idle" | "backoff" | "stopping";
-  current_job: string | null;
-  /** When the next cycle starts (idle or backoff), ISO 8601. */
-  next_run_at: string | null;
-  /** Why the last cycle failed, while in backoff. */
-  last_error: string | null;
-  /** Where the forked web child listens, once it does. */
-  web_url: string | null;
-  updated_at: string;
-}
+// The durable record of pipeline runs and the daemon's state, in MATERIA_STATE_DIR (their shapes
+// are in contract.ts). The daemon writes them; the web's admin page and `materia status` read
+// them. Bounded: only the newest RUN_HISTORY_ENTRIES_MAX runs are kept, and each output tail is
+// bounded by SUBPROCESS_OUTPUT_TAIL_BYTES_MAX.
 
 export const run_history_path = (state_dir: string) => path.join(state_dir, "runs.json");
 export const daemon_status_path = (state_dir: string) => path.join(state_dir, "daemon.json");
