@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { run_export_serving } from "../jobs/export_serving/export_serving.js";
+import { with_job_deadline } from "../jobs/job.js";
 import { figure, sample, seconds_of, side_by_side, type Figure } from "./stats.js";
 import { config_with, run_sql, type BenchContext } from "./workspace.js";
 
@@ -28,7 +29,7 @@ export async function bench_export_vs_ctas(context: BenchContext): Promise<Figur
     const times = await side_by_side(runs,
       () => {
         fs.rmSync(serving, { force: true });
-        return seconds_of(() => run_export_serving(config, {}));
+        return seconds_of(() => with_job_deadline(config, "export_serving", undefined, (stop) => run_export_serving(config, { stop })));
       },
       () => {
         fs.rmSync(bare, { force: true });

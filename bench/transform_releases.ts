@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { write_current_release } from "../jobs/current_release.js";
+import { with_job_deadline } from "../jobs/job.js";
 import { run_transform } from "../jobs/transform/transform.js";
 import { make_sandbox, run_cli, type Sandbox } from "../test/support/sandbox.js";
 import { process_tree, resident_bytes } from "./proc.js";
@@ -104,7 +105,8 @@ async function measured_transform(sandbox: Sandbox): Promise<{ seconds: number; 
     }
   })();
   try {
-    const seconds = await seconds_of(() => run_transform(sandbox.config, { on_subprocess_start: (pgid) => (leader = pgid) }));
+    const seconds = await seconds_of(() => with_job_deadline(sandbox.config, "transform", undefined,
+      (stop) => run_transform(sandbox.config, { stop, on_subprocess_start: (pgid) => (leader = pgid) })));
     return { seconds, peak_mb: peak_bytes / MB };
   } finally {
     running = false;

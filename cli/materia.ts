@@ -40,7 +40,7 @@ pipeline.command("run")
     const on_signal = (signal: NodeJS.Signals) => cancel.abort(new Error(`${signal} received`));
     process.once("SIGINT", on_signal).once("SIGTERM", on_signal);
     const { run_jobs_in_process } = await import("../jobs/run_pipeline.js");
-    await run_jobs_in_process(config, jobs, { force: options.force === true, cancel: cancel.signal });
+    await run_jobs_in_process(config, jobs, cancel.signal, { force: options.force === true });
   });
 
 program.command("daemon")

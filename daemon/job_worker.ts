@@ -1,7 +1,8 @@
-// The Bree worker thread that runs one pipeline job (compiled to dist/daemon/job_worker.js).
-// It gets "stop" (lib/contract.ts) and says "done" at its end, Bree's word (Bree then terminates
-// the thread); in between it reports every subprocess's process group, so that the daemon can
-// kill the group itself should this thread be terminated: termination never reaches grandchildren.
+// The worker thread that runs one pipeline job (compiled to dist/daemon/job_worker.js; started by
+// job_thread.ts). Its messages are in lib/contract.ts: it hears "stop" (the run's deadline or a
+// cancel, with the reason) and reports every subprocess's process group, then one result, after
+// which the daemon terminates it. The daemon kills the groups itself should this thread be
+// terminated early: terminating a thread never reaches its subprocesses.
 // The group goes on disk here, synchronously after the spawn, not when the daemon's thread gets
 // the message: a worker process killed in between would leave a SQLMesh nobody knows about.
 import { parentPort, workerData } from "node:worker_threads";
@@ -13,9 +14,10 @@ import { remember_group } from "./job_groups.js";
 const { job_name, config } = workerData as JobThreadData;
 configure_log({ level: config.log_level, line_bytes_max: config.log_line_bytes_max });
 const port = parentPort!;
-const cancel = new AbortController();
+// The run's deadline lives in the daemon (job_runner.ts): this is its end, as heard here.
+const stop = new AbortController();
 port.on("message", (message: JobThreadCommand) => {
-  if (message?.type === "stop") cancel.abort(new Error(message.reason));
+  if (message?.type === "stop") stop.abort(new Error(message.reason));
 });
 
 const post = (message: JobThreadMessage) => port.postMessage(message);
@@ -24,7 +26,7 @@ try {
   if (!entry) throw new Error(`no job named ${job_name}`);
   const job = await entry.load();
   const result = await job.run(config, {
-    cancel: cancel.signal,
+    stop: stop.signal,
     on_subprocess_start: (pgid) => {
       remember_group(config.materia_state_dir, pgid);
       post({ type: "subprocess", pgid });
@@ -34,4 +36,3 @@ try {
 } catch (error) {
   post({ type: "result", ok: false, error: (error as Error).message });
 }
-port.postMessage("done");

@@ -86,6 +86,7 @@ async function command(config: Config, bin: string, args: string[], timeout_ms: 
     timeout_ms,
     kill_grace_ms: config.subprocess_kill_grace_ms,
     output_tail_bytes_max: config.subprocess_output_tail_bytes_max,
+    line_bytes_max: config.log_line_bytes_max,
     on_line: (line) => log.debug(`update: ${bin}: ${line}`),
     cancel,
   }).catch((error: Error) => {

@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { setTimeout as sleep } from "node:timers/promises";
+import pTimeout from "p-timeout";
 import type { Config } from "../config/schema.js";
 import { child_env } from "../lib/child_env.js";
 import { log } from "../lib/log.js";
@@ -74,7 +74,7 @@ export class WebChild {
       // A web process retired by a hand-over just before has its own, possibly later, SIGKILL: the sweep below bounds it.
       const all_exited = Promise.all([...this.running.values()].map((web) => web.exited));
       const wait_ms = this.retire_grace_ms + kill_wait_ms;
-      if (await Promise.race([all_exited.then(() => true), sleep(wait_ms, false, { ref: false })])) return;
+      if (await pTimeout(all_exited.then(() => true), { milliseconds: wait_ms, fallback: () => false })) return;
       log.error(`web: ${[...this.running.keys()].join(", ")} still running ${wait_ms} ms after the stop; sending SIGKILL`);
       for (const web of this.running.values()) web.child.kill("SIGKILL");
     })();

@@ -1,4 +1,5 @@
 export interface Deadline {
+  /** Aborts when the time is up (reason: `timeout_message`) or when `cancel` aborts (reason: "cancelled"). */
   signal: AbortSignal;
   timed_out(): boolean;
   /** Stops the timer and the link to `cancel`; call when the work is done. */
@@ -6,18 +7,20 @@ export interface Deadline {
 }
 
 /**
- * A signal that aborts after `timeout_ms` or when `cancel` aborts. A plain timer on purpose: in
+ * A signal that aborts after `timeout_ms` or when `cancel` aborts; its reason is an Error whose
+ * message says which, for the error the aborted work reports. A plain timer on purpose: in
  * Node 20, the timeout signal inside `AbortSignal.any([AbortSignal.timeout(ms), …])` is only weakly
  * held and can be garbage-collected before it fires, leaving the work unbounded.
  */
-export function start_deadline(timeout_ms: number, cancel?: AbortSignal): Deadline {
+export function start_deadline(timeout_ms: number, cancel?: AbortSignal,
+  timeout_message = `timed out after ${timeout_ms} ms`): Deadline {
   const controller = new AbortController();
   let timed_out = false;
   const timer = setTimeout(() => {
     timed_out = true;
-    controller.abort(new Error(`timed out after ${timeout_ms} ms`));
+    controller.abort(new Error(timeout_message));
   }, timeout_ms);
-  const on_cancel = () => controller.abort(cancel?.reason);
+  const on_cancel = () => controller.abort(new Error("cancelled"));
   if (cancel?.aborted) on_cancel();
   else cancel?.addEventListener("abort", on_cancel, { once: true });
   return {
@@ -28,4 +31,9 @@ export function start_deadline(timeout_ms: number, cancel?: AbortSignal): Deadli
       cancel?.removeEventListener("abort", on_cancel);
     },
   };
+}
+
+/** Why `signal` aborted, in words for an error message: "timed out after …" or "cancelled". */
+export function abort_reason(signal: AbortSignal): string {
+  return signal.reason instanceof Error ? signal.reason.message : "cancelled";
 }

@@ -1,19 +1,24 @@
 import { spawn } from "node:child_process";
-import readline from "node:readline";
+import fs from "node:fs";
+import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
+import { proc_stat_fields } from "./proc_stat.js";
 
 export interface SubprocessOptions {
-  timeout_ms: number;
+  /** The bound of the run; may be left out only when `cancel` is a deadline (a job run's). */
+  timeout_ms?: number;
   /** After SIGTERM to the group, how long before SIGKILL. */
   kill_grace_ms: number;
   /** The tail of stdout+stderr kept for the result; older output is dropped. */
   output_tail_bytes_max: number;
+  /** A longer line is cut to this many bytes (and marked) before it is kept or passed on. */
+  line_bytes_max: number;
   cwd?: string;
   env?: NodeJS.ProcessEnv;
   on_line?: (line: string) => void;
   /** Called once the process runs, with its process group id (equal to its pid). */
   on_start?: (pgid: number) => void;
-  /** Aborting kills the group as a timeout does. */
+  /** Aborting kills the group as a timeout does; `timed_out` stays false. */
   cancel?: AbortSignal;
 }
 
@@ -24,15 +29,23 @@ export interface SubprocessResult {
   output_tail: string;
 }
 
-/** True while any process of the group exists (zombies included). */
+/**
+ * True while any process of the group runs. A zombie runs nothing and takes no signal: a group of
+ * zombies only is gone. (A subprocess started by a job thread that was terminated stays a zombie
+ * until this process exits: the thread's event loop, which would have reaped it, is gone.)
+ */
 export function process_group_alive(pgid: number): boolean {
   try {
     process.kill(-pgid, 0);
-    return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ESRCH") return false;
     throw error;
   }
+  return fs.readdirSync("/proc").some((entry) => {
+    const fields = /^\d+$/.test(entry) ? proc_stat_fields(Number(entry)) : undefined;
+    // proc(5): field 3 is the state, field 5 the process group.
+    return fields !== undefined && fields[5] === String(pgid) && fields[3] !== "Z";
+  });
 }
 
 function signal_group(pgid: number, signal: NodeJS.Signals): void {
@@ -74,6 +87,7 @@ export async function kill_process_group(pgid: number, kill_grace_ms: number): P
  * the caller's to judge.
  */
 export async function run_subprocess(bin: string, args: string[], options: SubprocessOptions): Promise<SubprocessResult> {
+  if (options.timeout_ms === undefined && !options.cancel) throw new Error(`run_subprocess ${bin}: no bound (timeout_ms or cancel)`);
   const child = spawn(bin, args, {
     cwd: options.cwd,
     env: options.env,
@@ -87,17 +101,12 @@ export async function run_subprocess(bin: string, args: string[], options: Subpr
   const pgid = child.pid!;
   options.on_start?.(pgid);
 
-  let tail = "";
+  const tail = new OutputTail(options.output_tail_bytes_max);
   const take_line = (line: string) => {
-    tail += line + "\n";
-    if (tail.length > options.output_tail_bytes_max) tail = tail.slice(tail.length - options.output_tail_bytes_max);
+    tail.add(line);
     options.on_line?.(line);
   };
-  const streams_closed = [child.stdout!, child.stderr!].map((stream) => {
-    const lines = readline.createInterface({ input: stream, crlfDelay: Infinity });
-    lines.on("line", take_line);
-    return new Promise<void>((resolve) => lines.once("close", resolve));
-  });
+  const streams_closed = [child.stdout!, child.stderr!].map((stream) => read_lines(stream, options.line_bytes_max, take_line));
 
   let timed_out = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
@@ -105,7 +114,7 @@ export async function run_subprocess(bin: string, args: string[], options: Subpr
   const stop = () => {
     kill_process_group(pgid, options.kill_grace_ms).catch((error) => take_line(`materia: ${error.message}`));
   };
-  const timer = setTimeout(() => {
+  const timer = options.timeout_ms === undefined ? undefined : setTimeout(() => {
     timed_out = true;
     stop();
   }, options.timeout_ms);
@@ -116,5 +125,81 @@ export async function run_subprocess(bin: string, args: string[], options: Subpr
   // The leader is gone, but a descendant may still hold the group (and our pipes) open.
   await kill_process_group(pgid, options.kill_grace_ms);
   await Promise.all(streams_closed);
-  return { exit_code: code, signal, timed_out, output_tail: tail };
+  return { exit_code: code, signal, timed_out, output_tail: tail.text() };
+}
+
+/** The newest `bytes_max` bytes of a subprocess's output, whole lines where they fit. */
+class OutputTail {
+  private lines: Buffer[] = [];
+  private bytes = 0;
+
+  constructor(private readonly bytes_max: number) {}
+
+  add(line: string): void {
+    const bytes = Buffer.from(`${line}\n`);
+    this.lines.push(bytes);
+    this.bytes += bytes.length;
+    while (this.bytes > this.bytes_max && this.lines.length > 0) {
+      const oldest = this.lines[0]!;
+      const excess = this.bytes - this.bytes_max;
+      // Only the oldest line's end still fits: keep that end (the start of a cut UTF-8 character is dropped).
+      if (oldest.length > excess) this.lines[0] = oldest.subarray(excess);
+      else this.lines.shift();
+      this.bytes -= Math.min(oldest.length, excess);
+    }
+  }
+
+  text(): string {
+    return Buffer.concat(this.lines).toString("utf8").replace(/^\uFFFD+/, "");
+  }
+}
+
+/**
+ * Calls `on_line` for each line of `stream`, ended as readline ends lines (\n, \r\n, or a lone \r,
+ * which progress bars use), a line longer than `line_bytes_max` cut to that many bytes and marked:
+ * readline would hold a line of any length in memory. Resolves when the stream has closed.
+ */
+function read_lines(stream: Readable, line_bytes_max: number, on_line: (line: string) => void): Promise<void> {
+  let parts: Buffer[] = [];
+  let kept_bytes = 0;
+  let cut = false;
+  const end_line = () => {
+    const line = Buffer.concat(parts).toString("utf8");
+    on_line(cut ? `${line} … (line cut at ${line_bytes_max} bytes)` : line);
+    parts = [];
+    kept_bytes = 0;
+    cut = false;
+  };
+  const keep = (bytes: Buffer) => {
+    const room = line_bytes_max - kept_bytes;
+    if (bytes.length > room) cut = true;
+    const kept = bytes.subarray(0, Math.max(0, room));
+    if (kept.length > 0) parts.push(kept);
+    kept_bytes += kept.length;
+  };
+  const cr = 13;
+  const lf = 10;
+  let after_cr = false;
+  stream.on("data", (chunk: Buffer) => {
+    let start = 0;
+    for (let at = 0; at < chunk.length; at++) {
+      const byte = chunk[at];
+      if (byte !== cr && byte !== lf) continue;
+      // The \n of a \r\n (perhaps in the next chunk) ends no second line.
+      if (!(byte === lf && after_cr && at === start)) {
+        keep(chunk.subarray(start, at));
+        end_line();
+      }
+      after_cr = byte === cr;
+      start = at + 1;
+    }
+    if (start < chunk.length) {
+      keep(chunk.subarray(start));
+      after_cr = false;
+    }
+  });
+  return new Promise<void>((resolve) => stream.once("close", () => {
+    if (kept_bytes > 0 || cut) end_line();
+    resolve();
+  }));
 }

@@ -3,6 +3,7 @@ import path from "node:path";
 import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
 import type { Config } from "../../config/schema.js";
 import { fsync_path, rename_durably } from "../../lib/durable_fs.js";
+import { abort_reason } from "../../lib/deadline.js";
 import { log } from "../../lib/log.js";
 import { schema_mismatches, serving_columns_sql, type ColumnRow } from "../../lib/serving_schema.js";
 import type { JobContext, JobResult } from "../job.js";
@@ -30,6 +31,7 @@ const sql_identifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
  * versions (a cycle that found nothing new), unless forced.
  */
 export async function run_export_serving(config: Config, context: JobContext): Promise<JobResult> {
+  if (context.stop.aborted) throw new ExportError(abort_reason(context.stop));
   const serving_path = config.serving_duckdb_path;
   const temporary_path = temporary_serving_path(serving_path);
   // A crash may have left a half-built temporary file (and its WAL): never reuse it.
@@ -47,14 +49,9 @@ export async function run_export_serving(config: Config, context: JobContext): P
   try {
     const instance = await DuckDBInstance.create(temporary_path);
     const connection = await instance.connect();
-    const timeout_ms = config.export_timeout_s * 1000;
-    let timed_out = false;
+    // The run's deadline (EXPORT_TIMEOUT_S) or a cancel interrupts the query under way.
     const interrupt = () => connection.interrupt();
-    const timer = setTimeout(() => {
-      timed_out = true;
-      interrupt();
-    }, timeout_ms);
-    context.cancel?.addEventListener("abort", interrupt, { once: true });
+    context.stop.addEventListener("abort", interrupt, { once: true });
     try {
       await connection.run(`ATTACH ${sql_string(config.duckdb_path)} AS ${sql_identifier(lakehouse_alias)} (READ_ONLY)`);
       source = await lakehouse_source(connection, lakehouse_alias);
@@ -79,12 +76,10 @@ export async function run_export_serving(config: Config, context: JobContext): P
         await connection.run("CHECKPOINT");
       }
     } catch (error) {
-      if (timed_out) throw new ExportError(`timed out after EXPORT_TIMEOUT_S=${config.export_timeout_s} s`);
-      if (context.cancel?.aborted) throw new ExportError("cancelled");
+      if (context.stop.aborted) throw new ExportError(abort_reason(context.stop));
       throw error;
     } finally {
-      clearTimeout(timer);
-      context.cancel?.removeEventListener("abort", interrupt);
+      context.stop.removeEventListener("abort", interrupt);
       connection.closeSync();
       instance.closeSync();
     }

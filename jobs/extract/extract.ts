@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import zlib from "node:zlib";
 import yauzl from "yauzl";
 import type { Config } from "../../config/schema.js";
-import { start_deadline, type Deadline } from "../../lib/deadline.js";
+import { abort_reason } from "../../lib/deadline.js";
 import { fsync_path, rename_durably } from "../../lib/durable_fs.js";
 import { log } from "../../lib/log.js";
 import { next_current_release, read_current_release, write_current_release, type CurrentRelease } from "../current_release.js";
@@ -33,20 +33,18 @@ interface Download {
 /**
  * Downloads PSD_SOURCE_URL (conditional on the last ETag seen), takes psd_coffee.csv out of
  * the zip and lands it gzipped at LANDING_DIR/psd/{year}/{month}/{etag}.csv.gzip. Streams
- * throughout; bounded by EXTRACT_TIMEOUT_S and the size limits. On any failure nothing is
+ * throughout; bounded by `stop` (the run's deadline, EXTRACT_TIMEOUT_S) and the size limits. On any failure nothing is
  * left in the landing dir. Whatever upstream serves becomes the current release
  * (MATERIA_STATE_DIR/current_release.json), a release landed before included.
  */
-export async function run_extract(config: Config, cancel?: AbortSignal): Promise<ExtractResult> {
-  const deadline = start_deadline(config.extract_timeout_s * 1000, cancel);
-  const signal = deadline.signal;
+export async function run_extract(config: Config, signal: AbortSignal): Promise<ExtractResult> {
   const download_dir = path.join(config.materia_state_dir, "downloads");
   remove_stale_temporaries([download_dir, incoming_dir(config.landing_dir)]);
 
   const current = current_release_or_none(config.materia_state_dir);
   const zip_path = path.join(download_dir, `psd-${process.pid}-${Date.now()}.zip`);
   try {
-    const download = await with_clear_abort(deadline, config.extract_timeout_s, () =>
+    const download = await with_clear_abort(signal, () =>
       download_source(config, current?.etag, zip_path, signal));
     if (download === "not_modified") {
       log.info("extract: up to date", { etag: current!.etag });
@@ -59,13 +57,12 @@ export async function run_extract(config: Config, cancel?: AbortSignal): Promise
       return { outcome: "already_landed", etag: download.etag, path: landed };
     }
     const target = landing_path(config.landing_dir, download.release_date, download.etag);
-    const csv_bytes = await with_clear_abort(deadline, config.extract_timeout_s, () =>
+    const csv_bytes = await with_clear_abort(signal, () =>
       land_csv(download.zip_path, target, config, signal));
     log.info("extract: landed a new release", { etag: download.etag, path: target, csv_bytes });
     make_current(config, current, download.etag, target);
     return { outcome: "landed", etag: download.etag, path: target, csv_bytes };
   } finally {
-    deadline.clear();
     fs.rmSync(zip_path, { force: true });
   }
 }
@@ -97,13 +94,12 @@ function remove_stale_temporaries(dirs: string[]): void {
   }
 }
 
-async function with_clear_abort<T>(deadline: Deadline, timeout_s: number, work: () => Promise<T>): Promise<T> {
+/** Whatever an abort breaks in `work` becomes one line: the deadline's reason. */
+async function with_clear_abort<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
-    if (deadline.signal.aborted) {
-      throw new ExtractError(deadline.timed_out() ? `timed out after EXTRACT_TIMEOUT_S=${timeout_s} s` : "cancelled");
-    }
+    if (signal.aborted) throw new ExtractError(abort_reason(signal));
     throw error;
   }
 }

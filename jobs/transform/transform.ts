@@ -4,6 +4,7 @@ import type { Config } from "../../config/schema.js";
 import { child_env } from "../../lib/child_env.js";
 import { log } from "../../lib/log.js";
 import { repo_root } from "../../lib/paths.js";
+import { abort_reason } from "../../lib/deadline.js";
 import { run_subprocess } from "../../lib/subprocess.js";
 import { read_current_release } from "../current_release.js";
 import type { JobContext, JobResult } from "../job.js";
@@ -58,8 +59,7 @@ export async function run_transform(config: Config, context: JobContext): Promis
   const releases = { current: pointer.release_id, previous: release_replaced(pointer.release_id, await read_built_release(config.duckdb_path)) };
   const log_dir = path.join(config.materia_state_dir, "sqlmesh-logs");
 
-  const deadline_ms = Date.now() + config.transform_timeout_s * 1000;
-  const sqlmesh = (command: string[]) => run_sqlmesh(config, context, { releases, deadline_ms, log_dir }, command);
+  const sqlmesh = (command: string[]) => run_sqlmesh(config, context, { releases, log_dir }, command);
   try {
     // --run --ignore-cron with an exact --execution-time: staging.psd_coffee reads what landed up
     // to this moment (a plan alone stops at the last whole day, and SQLMesh's own "now" is cut to
@@ -79,8 +79,6 @@ export async function run_transform(config: Config, context: JobContext): Promis
 
 interface SqlmeshRun {
   releases: ComparedReleases;
-  /** The whole transform's deadline: every invocation shares TRANSFORM_TIMEOUT_S. */
-  deadline_ms: number;
   log_dir: string;
 }
 
@@ -89,19 +87,17 @@ async function run_sqlmesh(config: Config, context: JobContext, run: SqlmeshRun,
   const result = await run_subprocess(config.sqlmesh_bin, args, {
     cwd: sqlmesh_project_dir,
     env: sqlmesh_env(config, run.releases),
-    timeout_ms: Math.max(1, run.deadline_ms - Date.now()),
     kill_grace_ms: config.subprocess_kill_grace_ms,
     output_tail_bytes_max: config.subprocess_output_tail_bytes_max,
-    cancel: context.cancel,
+    line_bytes_max: config.log_line_bytes_max,
+    // The run's deadline (TRANSFORM_TIMEOUT_S, shared by every invocation) is this subprocess's bound.
+    cancel: context.stop,
     on_start: context.on_subprocess_start,
     on_line: (line) => {
       if (line.trim()) log.info(`sqlmesh: ${line}`);
     },
   });
-  if (result.timed_out) {
-    throw new TransformError(`sqlmesh timed out after TRANSFORM_TIMEOUT_S=${config.transform_timeout_s} s; its process group was killed`);
-  }
-  if (context.cancel?.aborted) throw new TransformError("sqlmesh cancelled; its process group was killed");
+  if (context.stop.aborted) throw new TransformError(`sqlmesh ${abort_reason(context.stop)}; its process group was killed`);
   if (result.exit_code !== 0) {
     const how = result.exit_code === null ? `killed by ${result.signal}` : `exit ${result.exit_code}`;
     throw new TransformError(`sqlmesh ${command[0]} failed (${how}): ${failure_line(result.output_tail)}`);
