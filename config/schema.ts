@@ -6,12 +6,12 @@ import { z } from "zod";
 // the last word. Defaults keep a development checkout self-contained under ./data/ and offline
 // (the PSD file shipped in the repo); production overrides paths and PSD_SOURCE_URL.
 
-const seconds = (default_s: number, max_s: number) =>
+const seconds = (default_s: number, s_max: number) =>
   z.coerce.number("must be a whole number of seconds").int("must be a whole number of seconds").min(1, "must be at least 1 second")
-    .max(max_s, `must be at most ${max_s} seconds`).default(default_s);
-const milliseconds = (default_ms: number, max_ms: number) =>
+    .max(s_max, `must be at most ${s_max} seconds`).default(default_s);
+const milliseconds = (default_ms: number, ms_max: number) =>
   z.coerce.number("must be a whole number of milliseconds").int("must be a whole number of milliseconds").min(1, "must be at least 1 ms")
-    .max(max_ms, `must be at most ${max_ms} ms`).default(default_ms);
+    .max(ms_max, `must be at most ${ms_max} ms`).default(default_ms);
 const bytes = (default_bytes: number) =>
   z.coerce.number("must be a whole number of bytes").int("must be a whole number of bytes").min(1024, "must be at least 1024 bytes")
     .default(default_bytes);
@@ -62,6 +62,8 @@ export function config_schema(repo_root: string) {
     RESTART_DELAY_MS_MAX: milliseconds(30_000, 600_000),
     RESTART_RESET_S: seconds(60, 3600),
     NOTIFY_TIMEOUT_MS: milliseconds(5000, 60_000),
+    NOTIFY_QUEUE_MAX: z.coerce.number("must be a whole number").int("must be a whole number").min(1, "must be at least 1")
+      .max(1000, "must be at most 1000").default(16),
     // The dead-man's switch (lib/freshness.ts). Unset: 3 × PIPELINE_INTERVAL_S + PIPELINE_BACKOFF_S (see load.ts).
     STALE_AFTER_S: z.coerce.number("must be a whole number of seconds").int("must be a whole number of seconds").min(1, "must be at least 1 second")
       .max(30 * 24 * 3600, `must be at most ${30 * 24 * 3600} seconds`).optional(),

@@ -5,7 +5,7 @@ import type { JobThreadMessage, RunOutcome } from "../lib/contract.js";
 import { abort_reason } from "../lib/deadline.js";
 import { log } from "../lib/log.js";
 import { compiled_path } from "../lib/paths.js";
-import { kill_process_group, process_group_alive } from "../lib/subprocess.js";
+import { head_bytes, kill_process_group, process_group_alive, tail_bytes } from "../lib/subprocess.js";
 import { forget_groups } from "./job_groups.js";
 import { JobThreads, settles_within } from "./job_thread.js";
 
@@ -121,10 +121,9 @@ export class JobRunner {
     stopped_by: "timeout" | "cancelled" | undefined): JobRunResult {
     const tail_max = this.config.subprocess_output_tail_bytes_max;
     if (result?.ok && !stopped_by) {
-      return { outcome: "ok", message: result.summary, output_tail: result.output_tail.slice(-tail_max) };
+      return { outcome: "ok", message: result.summary, output_tail: tail_bytes(result.output_tail, tail_max) };
     }
-    const reason = (result && !result.ok ? result.error : failure ?? "worker ended without a result")
-      .split("\n")[0]!.slice(0, tail_max);
+    const reason = head_bytes((result && !result.ok ? result.error : failure ?? "worker ended without a result").split("\n")[0]!, tail_max);
     const outcome = stopped_by ?? "failed";
     const message = outcome === "timeout" ? `timed out after ${job_timeout_s(this.config, name)} s: ${reason}` : reason;
     return { outcome, message, output_tail: reason };

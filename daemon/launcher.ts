@@ -96,7 +96,7 @@ export async function run_launcher(config: Config): Promise<number> {
       break;
     }
     delay_ms = next_restart_delay_ms(delay_ms, Date.now() - started_ms, {
-      first_ms: restart_delay_first_ms, max_ms: config.restart_delay_ms_max, reset_after_ms: config.restart_reset_s * 1000,
+      first_ms: restart_delay_first_ms, ms_max: config.restart_delay_ms_max, reset_after_ms: config.restart_reset_s * 1000,
     });
     log.error(`daemon: worker ${pid} died (${signal ?? `code ${code}`}); starting a new one in ${delay_ms} ms; the web keeps serving`);
     await alarm.sleep(delay_ms);

@@ -2,11 +2,11 @@ import type { Config } from "../config/schema.js";
 import { format_age, judge_freshness, read_last_success, serving_published_at, type FreshnessVerdict } from "../lib/freshness.js";
 import { pid_alive } from "../lib/pipeline_lock.js";
 import type { DaemonStatus, RunRecord } from "../lib/contract.js";
-import { read_daemon_status, read_run_history } from "../lib/run_history.js";
+import { read_daemon_status, read_run_history, run_duration_ms } from "../lib/run_history.js";
 
 function duration(run: RunRecord): string {
   if (!run.ended_at) return "";
-  const ms = Date.parse(run.ended_at) - Date.parse(run.started_at);
+  const ms = run_duration_ms(run, Date.now());
   return ms < 10_000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }
 

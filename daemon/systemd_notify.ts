@@ -10,20 +10,31 @@ import { log } from "../lib/log.js";
  */
 export class SystemdNotifier {
   private queue: Promise<void> = Promise.resolve();
+  /** Messages queued or being sent. */
+  private pending = 0;
   private watchdog_timer: NodeJS.Timeout | undefined;
   private readonly enabled: boolean;
 
-  constructor(private readonly timeout_ms: number, private readonly env: NodeJS.ProcessEnv = process.env) {
+  constructor(private readonly bounds: { timeout_ms: number; queue_max: number }, private readonly env: NodeJS.ProcessEnv = process.env) {
     this.enabled = Boolean(env.NOTIFY_SOCKET);
   }
 
-  /** Sends `NAME=value` lines as one message; resolves once it was sent or failed (logged). */
+  /**
+   * Sends `NAME=value` lines as one message; resolves once it was sent or failed (logged). With
+   * `queue_max` messages waiting already (systemd does not answer), the message is dropped, logged.
+   */
   send(fields: Record<string, string>): Promise<void> {
     if (!this.enabled) return Promise.resolve();
     const args = Object.entries(fields).map(([name, value]) => `${name}=${value.replace(/\n/g, " ")}`);
+    if (this.pending >= this.bounds.queue_max) {
+      log.warn(`systemd-notify: ${this.pending} messages waiting (NOTIFY_QUEUE_MAX); dropping ${args.join(" ")}`);
+      return this.queue;
+    }
+    this.pending += 1;
     this.queue = this.queue.then(() => new Promise<void>((resolve) => {
-      execFile("systemd-notify", args, { env: this.env, timeout: this.timeout_ms }, (error, _stdout, stderr) => {
+      execFile("systemd-notify", args, { env: this.env, timeout: this.bounds.timeout_ms }, (error, _stdout, stderr) => {
         if (error) log.warn(`systemd-notify ${args.join(" ")} failed: ${(stderr || error.message).trim()}`);
+        this.pending -= 1;
         resolve();
       });
     }));

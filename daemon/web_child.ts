@@ -83,7 +83,7 @@ export class WebChild {
 
   private dispatch(event: WebEvent): void {
     const decision = web_next(this.state, event, {
-      first_ms: restart_delay_first_ms, max_ms: this.config.restart_delay_ms_max, reset_after_ms: this.config.restart_reset_s * 1000,
+      first_ms: restart_delay_first_ms, ms_max: this.config.restart_delay_ms_max, reset_after_ms: this.config.restart_reset_s * 1000,
     });
     this.state = decision.state;
     for (const action of decision.actions) this.perform(action);

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 
 export class PipelineBusyError extends Error {
-  constructor(readonly holder_pid: number) {
+  constructor(holder_pid: number) {
     super(`pipeline already running (pid ${holder_pid})`);
   }
 }

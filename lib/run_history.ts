@@ -11,6 +11,12 @@ import { write_file_atomic } from "./durable_fs.js";
 export const run_history_path = (state_dir: string) => path.join(state_dir, "runs.json");
 export const daemon_status_path = (state_dir: string) => path.join(state_dir, "daemon.json");
 
+/** How long `run` took, or has been running at `now_ms`. */
+export function run_duration_ms(run: Pick<RunRecord, "started_at" | "ended_at">, now_ms: number): number {
+  const end_ms = run.ended_at ? Date.parse(run.ended_at) : now_ms;
+  return Math.max(0, end_ms - Date.parse(run.started_at));
+}
+
 /** Newest first. A missing or unreadable file is an empty history, never an error for a reader. */
 export function read_run_history(state_dir: string): RunRecord[] {
   try {

@@ -30,9 +30,10 @@ export interface SubprocessResult {
 }
 
 /**
- * True while any process of the group runs. A zombie runs nothing and takes no signal: a group of
- * zombies only is gone. (A subprocess started by a job thread that was terminated stays a zombie
- * until this process exits: the thread's event loop, which would have reaped it, is gone.)
+ * True while any process of the group exists, zombies included (they are reaped soon), but for
+ * zombies that are this process's own children: a subprocess started by a job thread that was
+ * terminated stays one until this process exits, since the thread's event loop, which would have
+ * reaped it, is gone; it runs nothing and takes no signal.
  */
 export function process_group_alive(pgid: number): boolean {
   try {
@@ -43,8 +44,8 @@ export function process_group_alive(pgid: number): boolean {
   }
   return fs.readdirSync("/proc").some((entry) => {
     const fields = /^\d+$/.test(entry) ? proc_stat_fields(Number(entry)) : undefined;
-    // proc(5): field 3 is the state, field 5 the process group.
-    return fields !== undefined && fields[5] === String(pgid) && fields[3] !== "Z";
+    // proc(5): field 3 is the state, 4 the parent, 5 the process group.
+    return fields !== undefined && fields[5] === String(pgid) && !(fields[3] === "Z" && fields[4] === String(process.pid));
   });
 }
 
@@ -126,6 +127,18 @@ export async function run_subprocess(bin: string, args: string[], options: Subpr
   await kill_process_group(pgid, options.kill_grace_ms);
   await Promise.all(streams_closed);
   return { exit_code: code, signal, timed_out, output_tail: tail.text() };
+}
+
+/** The last `bytes_max` bytes of `text` in UTF-8 (a character cut at the start is dropped). */
+export function tail_bytes(text: string, bytes_max: number): string {
+  const bytes = Buffer.from(text);
+  return bytes.length <= bytes_max ? text : bytes.subarray(bytes.length - bytes_max).toString("utf8").replace(/^\uFFFD+/, "");
+}
+
+/** The first `bytes_max` bytes of `text` in UTF-8 (a character cut at the end is dropped). */
+export function head_bytes(text: string, bytes_max: number): string {
+  const bytes = Buffer.from(text);
+  return bytes.length <= bytes_max ? text : bytes.subarray(0, bytes_max).toString("utf8").replace(/\uFFFD+$/, "");
 }
 
 /** The newest `bytes_max` bytes of a subprocess's output, whole lines where they fit. */

@@ -4,7 +4,7 @@ import { systemd_listen_fd } from "../daemon/listen_socket.js";
 import { web_next, web_state_initial, type WebAction, type WebEvent, type WebState } from "../daemon/web_handover.js";
 import { inherited_listen_fd } from "../lib/contract.js";
 
-const delays = { first_ms: 500, max_ms: 2_000, reset_after_ms: 60_000 };
+const delays = { first_ms: 500, ms_max: 2_000, reset_after_ms: 60_000 };
 
 /** Runs `events` from the initial state; the final state and every action, logs as "log:<level>". */
 function run(events: WebEvent[], from: WebState = web_state_initial): { state: WebState; actions: string[] } {

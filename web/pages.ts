@@ -23,6 +23,12 @@ export interface Column {
   kind: ColumnKind;
 }
 
+/** A country, as every table that lists countries names it. */
+export const country_columns: readonly Column[] = [
+  { key: "country_name", label: "Country", kind: "country" },
+  { key: "country_code", label: "Code", kind: "text" },
+];
+
 /** Why one cell (or a row's year) deserves a second look: revised or new in this release, or a series break. */
 export interface CellMark {
   kind: "revised" | "new" | "break";

@@ -28,5 +28,3 @@ export function landing_path(landing_dir: string, release_date: Date, etag: stri
   const month = String(release_date.getUTCMonth() + 1).padStart(2, "0");
   return path.join(landing_dir, "psd", year, month, `${etag_file_stem(etag)}.csv.gzip`);
 }
-
-export const LANDED_FILE_PATTERN = /^psd\/\d{4}\/\d{2}\/[A-Za-z0-9._-]+\.csv\.gzip$/;

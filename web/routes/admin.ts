@@ -1,7 +1,7 @@
 import express, { type Express } from "express";
 import type { Config } from "../../config/schema.js";
 import type { RunRecord } from "../../lib/contract.js";
-import { read_daemon_status, read_run_history } from "../../lib/run_history.js";
+import { read_daemon_status, read_run_history, run_duration_ms } from "../../lib/run_history.js";
 import { running_commit } from "../../lib/version.js";
 import { basic_auth } from "../admin_guard.js";
 import type { Catalog } from "../catalog.js";
@@ -56,7 +56,7 @@ export function mount_admin(app: Express, reader: ServingReader<Catalog>, config
   });
 }
 
+/** Seconds, to a tenth. */
 function duration_s(run: Pick<RunRecord, "started_at" | "ended_at">): number {
-  const end = run.ended_at ? Date.parse(run.ended_at) : Date.now();
-  return Math.max(0, Math.round((end - Date.parse(run.started_at)) / 100) / 10);
+  return Math.round(run_duration_ms(run, Date.now()) / 100) / 10;
 }

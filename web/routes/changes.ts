@@ -2,7 +2,7 @@ import type { Catalog } from "../catalog.js";
 import { parse_balance_measure, parse_country, parse_top, parse_year } from "../inputs.js";
 import { market_year_label } from "../market_year.js";
 import { balance_measures, type UnitsName } from "../measures.js";
-import type { Column, Page, PageModel, Table } from "../pages.js";
+import { country_columns, type Column, type Page, type PageModel, type Table } from "../pages.js";
 import type { Params, Row, Snapshot } from "../serving.js";
 import { view_options } from "../settings.js";
 
@@ -34,8 +34,7 @@ const compared_columns: Column[] = [
   { key: "change_pct", label: "Revision %", kind: "change_pct" },
 ];
 const figure_columns: Column[] = [
-  { key: "country_name", label: "Country", kind: "country" },
-  { key: "country_code", label: "Code", kind: "text" },
+  ...country_columns,
   ...compared_columns,
 ];
 const world_columns: Column[] = [...compared_columns, { key: "revision", label: "What", kind: "text" }];

@@ -3,7 +3,7 @@ import { parse_measure, parse_top, parse_year, rankings_top_max } from "../input
 import { headline_ranking_measures, ranking_measures, type UnitsName } from "../measures.js";
 import type { SeriesBreak } from "../catalog.js";
 import { market_year_label } from "../market_year.js";
-import type { CellMark, Column, Page, PageModel, Table } from "../pages.js";
+import { country_columns, type CellMark, type Column, type Page, type PageModel, type Table } from "../pages.js";
 import type { Row, Snapshot } from "../serving.js";
 import { break_note } from "../series_breaks.js";
 import { view_options } from "../settings.js";
@@ -12,8 +12,7 @@ const top_default = 10;
 
 const ranking_columns: Column[] = [
   { key: "rank", label: "Rank", kind: "rank" },
-  { key: "country_name", label: "Country", kind: "country" },
-  { key: "country_code", label: "Code", kind: "text" },
+  ...country_columns,
   { key: "value", label: "Volume", kind: "quantity" },
   { key: "share_of_world_pct", label: "Share of world", kind: "pct" },
   { key: "change_vs_previous_year", label: "Change", kind: "change" },

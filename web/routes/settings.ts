@@ -6,7 +6,7 @@ import { units } from "../measures.js";
 import type { ServingReader } from "../serving.js";
 import { read_settings, serialize_settings, settings_cookie_name, settings_from_form } from "../settings.js";
 
-const cookie_max_age_ms = 365 * 24 * 3600 * 1000;
+const cookie_age_ms_max = 365 * 24 * 3600 * 1000;
 
 export function mount_settings(app: Express, reader: ServingReader<Catalog>, config: Config, csrf: Csrf): void {
   app.get("/settings", async (req, res) => {
@@ -32,7 +32,7 @@ export function mount_settings(app: Express, reader: ServingReader<Catalog>, con
     } else {
       const settings = await reader.with_snapshot(async (snapshot) => settings_from_form(body, snapshot.meta));
       res.cookie(settings_cookie_name, serialize_settings(settings),
-        { path: "/", httpOnly: true, sameSite: "lax", secure: req.secure, maxAge: cookie_max_age_ms });
+        { path: "/", httpOnly: true, sameSite: "lax", secure: req.secure, maxAge: cookie_age_ms_max });
     }
     res.redirect(303, "/settings?saved=1");
   });
