@@ -49,8 +49,11 @@ export class Follower {
   private manifest: ServingManifest | undefined;
   /** The manifest object last read (size, time): when unchanged, the manifest is not read again. */
   private manifest_entry: RemoteEntry | undefined;
-  /** Files (sha256:size) that failed the check, and why: not downloaded again, nor logged again. */
-  private readonly refused = new Map<string, PollError>();
+  /**
+   * Why the manifest's file failed the check: not downloaded again until the manifest is rewritten
+   * (each publish rewrites it, so a file uploaded again is tried again), nor logged again.
+   */
+  private refusal: PollError | undefined;
   /** The confirmation last recorded as this node's freshness. */
   private recorded_confirmed_at: string | undefined;
   private behind_since: string | null = null;
@@ -141,12 +144,12 @@ export class Follower {
         throw new PollError("the manifest is invalid", (error as Error).message);
       }
       this.manifest_entry = entry;
+      this.refusal = undefined;
     }
     const manifest = this.manifest;
     if (manifest.sha256 !== this.local_sha256) {
       this.behind_since ??= new Date().toISOString();
-      const refusal = this.refused.get(`${manifest.sha256}:${manifest.size_bytes}`);
-      if (refusal) throw refusal;
+      if (this.refusal) throw this.refusal;
       await this.fetch(manifest);
     }
     this.behind_since = null;
@@ -161,7 +164,7 @@ export class Follower {
   private async fetch(manifest: ServingManifest): Promise<void> {
     const what = `release ${manifest.release_id} (sha256 ${manifest.sha256.slice(0, 12)}…)`;
     if (manifest.size_bytes > this.config.follow_size_bytes_max) {
-      this.refuse(manifest, `${what} is ${manifest.size_bytes} bytes, more than FOLLOW_SIZE_BYTES_MAX=${this.config.follow_size_bytes_max}`);
+      this.refuse(`${what} is ${manifest.size_bytes} bytes, more than FOLLOW_SIZE_BYTES_MAX=${this.config.follow_size_bytes_max}`);
     }
     const started_ms = Date.now();
     fs.mkdirSync(path.dirname(this.download_path), { recursive: true });
@@ -172,10 +175,10 @@ export class Follower {
         .catch((error: Error) => { throw new PollError(`the download of ${what} failed`, error.message); });
       const got = await file_digest(this.download_path);
       if (got.size_bytes !== manifest.size_bytes) {
-        this.refuse(manifest, `${what} is ${got.size_bytes} bytes, the manifest says ${manifest.size_bytes}: truncated or wrong file`);
+        this.refuse(`${what} is ${got.size_bytes} bytes, the manifest says ${manifest.size_bytes}: truncated or wrong file`);
       }
       if (got.sha256 !== manifest.sha256) {
-        this.refuse(manifest, `${what} has sha256 ${got.sha256.slice(0, 12)}…, not the manifest's: corrupt or wrong file`);
+        this.refuse(`${what} has sha256 ${got.sha256.slice(0, 12)}…, not the manifest's: corrupt or wrong file`);
       }
       fsync_path(this.download_path);
       // DuckDB finds a WAL by path: a stale one would be replayed into the new file.
@@ -188,10 +191,9 @@ export class Follower {
     }
   }
 
-  private refuse(manifest: ServingManifest, reason: string): never {
-    const refusal = new PollError(`refused ${reason}`);
-    this.refused.set(`${manifest.sha256}:${manifest.size_bytes}`, refusal);
-    throw refusal;
+  private refuse(reason: string): never {
+    this.refusal = new PollError(`refused ${reason}`);
+    throw this.refusal;
   }
 
   private call(timeout_s: number): RcloneCall {
