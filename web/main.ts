@@ -2,6 +2,7 @@ import net, { type AddressInfo } from "node:net";
 import { ConfigError, load_config } from "../config/load.js";
 import { configure_log, log } from "../lib/log.js";
 import { inherited_listen_fd, type WebMessage } from "../lib/web_ipc.js";
+import { AccessLog } from "./access_log.js";
 import { create_app } from "./app.js";
 import { load_catalog, type Catalog } from "./catalog.js";
 import { HttpError } from "./errors.js";
@@ -61,7 +62,9 @@ async function main(): Promise<void> {
     }
   };
   const request_run = process.send ? () => tell_daemon({ type: "run_now" }) : undefined;
-  const server = create_bounded_server(create_app(config, reader, request_run), config);
+  const access_log = new AccessLog({ interval_ms: config.web_access_log_interval_s * 1000, slow_ms: config.web_access_log_slow_ms,
+    lines_max: config.web_access_log_lines_max });
+  const server = create_bounded_server(create_app(config, reader, request_run, access_log), config);
 
   let stopping = false;
   // From the stop on, every response ends its keep-alive connection gracefully: the client reads
@@ -87,6 +90,7 @@ async function main(): Promise<void> {
     const cut = setTimeout(() => server.closeAllConnections(), grace_ms);
     await closed;
     clearTimeout(cut);
+    access_log.close();
     // Whatever still runs has lost its client: interrupt it and wait only briefly.
     await reader.close(interrupted_queries_wait_ms);
     log.info("web: stopped");
