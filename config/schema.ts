@@ -111,8 +111,10 @@ export function config_schema(repo_root: string) {
     WEB_QUERY_QUEUE_MAX: z.coerce.number().int("must be a whole number").min(1, "must be at least 1")
       .max(10_000, "must be at most 10000").default(200),
     WEB_QUERY_TIMEOUT_MS: milliseconds(10_000, 300_000),
-    // Rendered pages of the served release, kept in memory (least recently used go first).
-    WEB_CACHE_BYTES_MAX: bytes(16 * 1024 * 1024),
+    // Rendered pages of the served release, kept in memory (least recently used go first). 8 MiB
+    // holds the pages most readers open (overview, rankings, ~40 countries, in HTML and JSON) and
+    // keeps daemon + web under 150 MB PSS; a full cache costs the web about its size in RSS.
+    WEB_CACHE_BYTES_MAX: bytes(8 * 1024 * 1024),
     // How long a CDN in front may serve a page without asking (s-maxage), then while it revalidates.
     WEB_CDN_MAX_AGE_S: z.coerce.number().int("must be a whole number of seconds").min(0, "must be at least 0 seconds")
       .max(24 * 3600, `must be at most ${24 * 3600} seconds`).default(60),

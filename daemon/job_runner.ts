@@ -6,7 +6,7 @@ import { pipeline_jobs } from "../jobs/registry.js";
 import { log } from "../lib/log.js";
 import { compiled_path } from "../lib/paths.js";
 import { kill_process_group, process_group_alive } from "../lib/subprocess.js";
-import { forget_groups, remember_group } from "./job_groups.js";
+import { forget_groups } from "./job_groups.js";
 import type { JobWorkerData, JobWorkerMessage } from "./job_worker.js";
 
 export type JobOutcome = "ok" | "failed" | "timeout" | "cancelled";
@@ -72,7 +72,6 @@ export class JobRunner {
     if (!run || message === "done") return;
     if (message.type === "subprocess") {
       run.pgids.add(message.pgid);
-      remember_group(this.config.materia_state_dir, message.pgid);
     } else {
       run.result = message;
     }

@@ -2,10 +2,13 @@
 // It speaks Bree's protocol: "cancel" in, "done" out (Bree then terminates the thread); in
 // between it reports every subprocess's process group, so that the daemon can kill the group
 // itself should this thread be terminated: Bree's termination never reaches grandchildren.
+// The group goes on disk here, synchronously after the spawn, not when the daemon's thread gets
+// the message: a worker process killed in between would leave a SQLMesh nobody knows about.
 import { parentPort, workerData } from "node:worker_threads";
 import type { Config } from "../config/schema.js";
 import { job_named } from "../jobs/registry.js";
 import { configure_log } from "../lib/log.js";
+import { remember_group } from "./job_groups.js";
 
 export interface JobWorkerData {
   job_name: string;
@@ -32,7 +35,10 @@ try {
   const job = await entry.load();
   const result = await job.run(config, {
     cancel: cancel.signal,
-    on_subprocess_start: (pgid) => post({ type: "subprocess", pgid }),
+    on_subprocess_start: (pgid) => {
+      remember_group(config.materia_state_dir, pgid);
+      post({ type: "subprocess", pgid });
+    },
   });
   post({ type: "result", ok: true, summary: result.summary, output_tail: result.output_tail ?? "" });
 } catch (error) {

@@ -1,8 +1,9 @@
 // How every web process is started: by the daemon, by the tests and by the benchmarks (and by
 // `npm run web`, whose script in package.json repeats these two settings). Both bound memory that
 // otherwise grows with the number of distinct pages rendered and never goes back: measured on the
-// shipped data after rendering 360 country pages, the web's RSS grew by 86 MB with Node's
-// defaults and by 38 MB with these, with no throughput lost that this box could measure.
+// shipped data after rendering 360 country pages (none kept in the page cache), the web's RSS grew
+// by ~57 MB with Node's defaults and by ~9 MB with these, with no throughput lost that this box
+// could measure.
 
 /**
  * V8's young generation grows to 16 MB per semi-space while pages are rendered, and keeps its

@@ -182,9 +182,13 @@ test("a port another process listens on stops the daemon at start with one line 
 
 test("kill -9 of the daemon's worker during a transform: the daemon (same PID) starts a new worker, which kills the SQLMesh group left behind and closes the run", async (t) => {
   const hung = write_hung_sqlmesh(t);
-  const { daemon, status, runs, tag } = await daemon_in_sandbox(t, { SQLMESH_BIN: hung.bin });
+  const { daemon, status, runs, tag, sandbox } = await daemon_in_sandbox(t, { SQLMESH_BIN: hung.bin });
   await wait_until("SQLMesh running", 60_000, () => fs.existsSync(hung.pgid_file) && fs.readFileSync(hung.pgid_file, "utf8").trim() !== "");
   const pgid = Number(fs.readFileSync(hung.pgid_file, "utf8"));
+  // The shell writes its pgid file on its own clock; the kill must come after the worker put the group on disk.
+  const groups_file = path.join(sandbox.config.materia_state_dir, "job_groups.json");
+  await wait_until("the group on disk", 10_000, () => fs.existsSync(groups_file)
+    && (JSON.parse(fs.readFileSync(groups_file, "utf8")) as { pgid: number }[]).some((group) => group.pgid === pgid));
   const old_worker_pid = status()!.worker_pid!;
 
   process.kill(old_worker_pid, "SIGKILL");
