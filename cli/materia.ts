@@ -18,6 +18,16 @@ function pipeline_target(name: string): string {
   return name;
 }
 
+/** `status --runs`: up to the one bound of the run history, RUN_HISTORY_ENTRIES_MAX. */
+function runs_to_list(value: string): number {
+  const entries_max = configured().run_history_entries_max;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > entries_max) {
+    throw new InvalidArgumentError(`expected a whole number from 1 to RUN_HISTORY_ENTRIES_MAX=${entries_max}`);
+  }
+  return n;
+}
+
 const program = new Command("materia")
   .description("materia keeps the BeanFlows coffee dashboard fresh: extract → SQLMesh → serving")
   .showHelpAfterError();
@@ -29,7 +39,7 @@ pipeline.command("list").description("list the jobs in the order a cycle runs th
 pipeline.command("run")
   .description("run one job, or all of them in order, now (never while another pipeline run holds the lock)")
   .argument("<job>", "extract, transform, export_serving, publish or all", pipeline_target)
-  .option("--force", "export_serving: publish even when the publish gate refuses")
+  .option("--force", "transform: run even when up to date; export_serving: publish even when nothing is new or the publish gate refuses")
   .action(async (target: string, options: { force?: boolean }) => {
     const config = configured();
     const jobs = target === "all" ? pipeline_jobs : [job_named(target)!];
@@ -61,11 +71,7 @@ program.command("web")
 
 program.command("status")
   .description("what the daemon is doing, and its newest pipeline runs")
-  .option("--runs <n>", "how many runs to list (1..100)", (value) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1 || n > 100) throw new InvalidArgumentError("expected a whole number from 1 to 100");
-    return n;
-  }, 10)
+  .option("--runs <n>", "how many runs to list (1..RUN_HISTORY_ENTRIES_MAX, as many as the history keeps)", runs_to_list, 10)
   .action(async (options: { runs: number }) => {
     const { status_report } = await import("../daemon/status_report.js");
     console.log(status_report(configured(), options.runs));

@@ -127,6 +127,11 @@ export function config_schema(repo_root: string) {
       .max(24 * 3600, `must be at most ${24 * 3600} seconds`).default(60),
     WEB_CDN_STALE_WHILE_REVALIDATE_S: z.coerce.number().int("must be a whole number of seconds")
       .min(0, "must be at least 0 seconds").max(7 * 24 * 3600, `must be at most ${7 * 24 * 3600} seconds`).default(600),
+    // The access log (web/access_log.ts): a summary line per interval; lines of their own for
+    // server errors, cut-off responses and requests slower than the bound, at most so many per interval.
+    WEB_ACCESS_LOG_INTERVAL_S: seconds(60, 24 * 3600),
+    WEB_ACCESS_LOG_SLOW_MS: milliseconds(1000, 600_000),
+    WEB_ACCESS_LOG_LINES_MAX: whole_number(60, 0, 100_000),
     // "off" only for benchmarking the cost of the per-request stat: a swapped file is then never seen.
     WEB_SWAP_CHECK: on_off("on"),
 

@@ -26,11 +26,11 @@ export interface DaemonStatus {
   /** The daemon's PID, the one to signal: stays the same when it restarts on a new commit. */
   pid: number;
   /** The process that runs the loop (and holds the pipeline lock), restarted on a new commit. */
-  worker_pid?: number;
+  worker_pid?: number | null;
   /** The forked web child, while one runs. */
   web_pid?: number | null;
   commit: string;
-  state: "starting" | "updating" | "running" | "idle" | "backoff" | "stopping";
+  state: "starting" | "updating" | "running" | "idle" | "backoff" | "stopping" | "stopped";
   current_job: string | null;
   /** When the next cycle starts (idle or backoff), ISO 8601. */
   next_run_at: string | null;
@@ -39,6 +39,9 @@ export interface DaemonStatus {
   /** Where the forked web child listens, once it does. */
   web_url: string | null;
   updated_at: string;
+  /** Set with state "stopped" only: when the daemon stopped and its exit code. */
+  stopped_at?: string;
+  exit_code?: number;
 }
 
 export const run_history_path = (state_dir: string) => path.join(state_dir, "runs.json");
@@ -85,4 +88,19 @@ export function read_daemon_status(state_dir: string): DaemonStatus | undefined 
 export function write_daemon_status(state_dir: string, status: DaemonStatus): void {
   fs.mkdirSync(state_dir, { recursive: true });
   write_file_atomic(daemon_status_path(state_dir), JSON.stringify(status));
+}
+
+/**
+ * The launcher's last word, once its worker and web processes are gone: without it, a daemon.json
+ * left at "stopping" (or "running") by a dead PID is how `materia status` knows the daemon died.
+ * The commit is the last worker's (it may have updated itself), else `commit()`'s.
+ */
+export function stopped_status(last: DaemonStatus | undefined, pid: number, commit: () => string, exit_code: number, now: Date): DaemonStatus {
+  const at = now.toISOString();
+  const ours = last?.pid === pid ? last : undefined;
+  return {
+    pid, worker_pid: null, web_pid: null, commit: ours?.commit ?? commit(), state: "stopped",
+    current_job: null, next_run_at: null, last_error: ours?.last_error ?? null, web_url: null,
+    updated_at: at, stopped_at: at, exit_code,
+  };
 }

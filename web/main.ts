@@ -2,6 +2,7 @@ import net, { type AddressInfo } from "node:net";
 import { ConfigError, load_config } from "../config/load.js";
 import { configure_log, log } from "../lib/log.js";
 import { inherited_listen_fd, type WebMessage } from "../lib/web_ipc.js";
+import { AccessLog } from "./access_log.js";
 import { create_app } from "./app.js";
 import { Follower } from "./follow.js";
 import { load_catalog, type Catalog } from "./catalog.js";
@@ -62,9 +63,11 @@ async function main(): Promise<void> {
     }
   };
   const request_run = process.send ? () => tell_daemon({ type: "run_now" }) : undefined;
+  const access_log = new AccessLog({ interval_ms: config.web_access_log_interval_s * 1000, slow_ms: config.web_access_log_slow_ms,
+    lines_max: config.web_access_log_lines_max });
   // A follower node (FOLLOW_REMOTE, `materia web --follow`) fetches each published serving file itself.
   const follower = config.follow_remote === "" ? undefined : new Follower(config, config.follow_remote);
-  const server = create_bounded_server(create_app(config, reader, request_run, follower && (() => follower.view())), config);
+  const server = create_bounded_server(create_app(config, reader, request_run, access_log, follower && (() => follower.view())), config);
 
   let stopping = false;
   // From the stop on, every response ends its keep-alive connection gracefully: the client reads
@@ -91,6 +94,7 @@ async function main(): Promise<void> {
     // A download under way is cancelled: its rclone process group is killed, not left behind.
     await Promise.all([closed, follower?.stop()]);
     clearTimeout(cut);
+    access_log.close();
     // Whatever still runs has lost its client: interrupt it and wait only briefly.
     await reader.close(interrupted_queries_wait_ms);
     log.info("web: stopped");
