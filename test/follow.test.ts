@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
-import net, { type AddressInfo } from "node:net";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ServingManifest } from "../lib/serving_manifest.js";
 import { wait_until } from "./support/daemon_process.js";
+import { free_port } from "./support/http_server.js";
 import { failure_summary, LoadClient } from "./support/load_client.js";
 import { write_revised_release } from "./support/psd_zip.js";
 import { make_sandbox, run_cli, type Sandbox } from "./support/sandbox.js";
@@ -197,14 +197,6 @@ describe("follower web nodes behind one publishing pipeline", () => {
     }
   });
 });
-
-async function free_port(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** `rclone serve webdav` of `dir` on 127.0.0.1:`port`, once it answers. */
 async function serve_webdav(dir: string, port: number): Promise<ChildProcess> {
