@@ -19,6 +19,16 @@ function pipeline_target(name: string): string {
   return name;
 }
 
+/** `status --runs`: up to the one bound of the run history, RUN_HISTORY_ENTRIES_MAX. */
+function runs_to_list(value: string): number {
+  const entries_max = configured().run_history_entries_max;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > entries_max) {
+    throw new InvalidArgumentError(`expected a whole number from 1 to RUN_HISTORY_ENTRIES_MAX=${entries_max}`);
+  }
+  return n;
+}
+
 const program = new Command("materia")
   .description("materia keeps the BeanFlows coffee dashboard fresh: extract → SQLMesh → serving")
   .showHelpAfterError();
@@ -29,8 +39,8 @@ pipeline.command("list").description("list the jobs in the order a cycle runs th
 });
 pipeline.command("run")
   .description("run one job, or all of them in order, now (never while another pipeline run holds the lock)")
-  .argument("<job>", "extract, transform, export_serving or all", pipeline_target)
-  .option("--force", "export_serving: publish even when the publish gate refuses")
+  .argument("<job>", "extract, transform, export_serving, publish or all", pipeline_target)
+  .option("--force", "transform: run even when up to date; export_serving: publish even when nothing is new or the publish gate refuses")
   .action(async (target: string, options: { force?: boolean }) => {
     const config = configured();
     const jobs = target === "all" ? pipeline_jobs : [job_named(target)!];
@@ -51,13 +61,18 @@ program.command("daemon")
     process.exitCode = await run_launcher(configured());
   });
 
+program.command("web")
+  .description("run the web app alone, reading SERVING_DUCKDB_PATH; with --follow, fetch each serving file a daemon publishes to REMOTE")
+  .option("--follow <remote>", "the rclone remote:path a daemon publishes to (SERVING_PUBLISH_REMOTE there; sets FOLLOW_REMOTE)")
+  .action(async (options: { follow?: string }) => {
+    // The web reads its settings from the environment, as when the daemon forks it.
+    if (options.follow !== undefined) process.env.FOLLOW_REMOTE = options.follow;
+    await import("../web/main.js");
+  });
+
 program.command("status")
   .description("what the daemon is doing, and its newest pipeline runs")
-  .option("--runs <n>", "how many runs to list (1..100)", (value) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1 || n > 100) throw new InvalidArgumentError("expected a whole number from 1 to 100");
-    return n;
-  }, 10)
+  .option("--runs <n>", "how many runs to list (1..RUN_HISTORY_ENTRIES_MAX, as many as the history keeps)", runs_to_list, 10)
   .action(async (options: { runs: number }) => {
     const { status_report } = await import("../daemon/status_report.js");
     console.log(status_report(configured(), options.runs));

@@ -4,6 +4,8 @@ import type { Config } from "../config/schema.js";
 import { exit_codes, type LauncherMessage, type WorkerMessage } from "../lib/contract.js";
 import { log } from "../lib/log.js";
 import { compiled_path } from "../lib/paths.js";
+import { read_daemon_status, stopped_status, write_daemon_status } from "../lib/run_history.js";
+import { running_commit } from "../lib/version.js";
 import { Alarm } from "./alarm.js";
 import { open_listen_socket, type ListenSocket } from "./listen_socket.js";
 import { next_restart_delay_ms, restart_delay_first_ms } from "./restart_delay.js";
@@ -102,5 +104,15 @@ export async function run_launcher(config: Config): Promise<number> {
     await alarm.sleep(delay_ms);
   }
   await web.stop(budget_ms);
+  record_stop(config.materia_state_dir, exit_code);
   return exit_code;
+}
+
+/** daemon.json says "stopped", with the time and exit code, once nothing of the daemon runs. */
+function record_stop(state_dir: string, exit_code: number): void {
+  try {
+    write_daemon_status(state_dir, stopped_status(read_daemon_status(state_dir), process.pid, running_commit, exit_code, new Date()));
+  } catch (error) {
+    log.error(`daemon: cannot record the stop in the daemon status: ${(error as Error).message}`);
+  }
 }

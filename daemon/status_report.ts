@@ -16,8 +16,13 @@ const when = (at: string | null, age_s: number | null, none: string) => (at === 
 export function format_status_report(status: DaemonStatus | undefined, alive: boolean, freshness: FreshnessVerdict, runs: RunRecord[]): string {
   const lines: string[] = [];
   if (!status) lines.push("daemon: never ran here (no status file)");
-  else if (!alive) lines.push(`daemon: not running (pid ${status.pid} gone; last state ${status.state} at ${status.updated_at}, commit ${status.commit})`);
-  else {
+  else if (status.state === "stopped") {
+    const how = status.exit_code === 0 ? "stopped cleanly" : `stopped with exit code ${status.exit_code}`;
+    lines.push(`daemon: ${how} at ${status.stopped_at} (pid ${status.pid}, commit ${status.commit})`);
+    if (status.last_error) lines.push(`last error: ${status.last_error}`);
+  } else if (!alive) {
+    lines.push(`daemon: DIED (pid ${status.pid} is gone without a clean stop; last state ${status.state} at ${status.updated_at}, commit ${status.commit})`);
+  } else {
     const job = status.current_job ? ` ${status.current_job}` : "";
     lines.push(`daemon: ${status.state}${job} (pid ${status.pid}, commit ${status.commit})`);
     if (status.next_run_at) lines.push(`next run: ${status.next_run_at}`);
@@ -39,5 +44,5 @@ export function status_report(config: Config, runs_max: number): string {
   const status = read_daemon_status(state_dir);
   const freshness = judge_freshness({ last_success_at: read_last_success(state_dir), last_publish_at: serving_published_at(config.serving_duckdb_path) },
     Date.now(), config.stale_after_s);
-  return format_status_report(status, status !== undefined && pid_alive(status.pid), freshness, read_run_history(state_dir).slice(0, runs_max));
+  return format_status_report(status, status !== undefined && status.state !== "stopped" && pid_alive(status.pid), freshness, read_run_history(state_dir).slice(0, runs_max));
 }

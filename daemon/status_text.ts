@@ -35,5 +35,6 @@ function activity(status: DaemonStatus, backoff_cause: string | null): string {
     case "idle": return status.next_run_at ? `idle, next run ${clock_time(status.next_run_at)}` : "idle";
     case "backoff": return `backoff after ${backoff_cause ?? "a failure"}, retry ${clock_time(status.next_run_at!)}`;
     case "stopping": return "stopping";
+    case "stopped": return "stopped";
   }
 }

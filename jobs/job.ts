@@ -18,17 +18,22 @@ export interface JobContext {
 /** A job's summary for the log and the run history. */
 export type JobResult = { summary: string; output_tail?: string };
 
-export type JobName = "extract" | "transform" | "export_serving";
+export type JobName = "extract" | "transform" | "export_serving" | "publish";
 
 export interface Job {
   name: JobName;
   run(config: Config, context: JobContext): Promise<JobResult>;
 }
 
-const timeout_setting = { extract: "EXTRACT_TIMEOUT_S", transform: "TRANSFORM_TIMEOUT_S", export_serving: "EXPORT_TIMEOUT_S" } as const;
+const timeout_setting = {
+  extract: "EXTRACT_TIMEOUT_S", transform: "TRANSFORM_TIMEOUT_S", export_serving: "EXPORT_TIMEOUT_S", publish: "SERVING_PUBLISH_TIMEOUT_S",
+} as const;
 
 export function job_timeout_s(config: Config, name: JobName): number {
-  return { extract: config.extract_timeout_s, transform: config.transform_timeout_s, export_serving: config.export_timeout_s }[name];
+  return {
+    extract: config.extract_timeout_s, transform: config.transform_timeout_s, export_serving: config.export_timeout_s,
+    publish: config.serving_publish_timeout_s,
+  }[name];
 }
 
 /** The one deadline of a run of job `name`: its *_TIMEOUT_S from now, or `cancel`, whichever comes first. */

@@ -95,11 +95,11 @@ export interface DaemonStatus {
   /** The daemon's PID, the one to signal: stays the same when it restarts on a new commit. */
   pid: number;
   /** The process that runs the loop (and holds the pipeline lock), restarted on a new commit. */
-  worker_pid?: number;
+  worker_pid?: number | null;
   /** The forked web child, while one runs. */
   web_pid?: number | null;
   commit: string;
-  state: "starting" | "updating" | "running" | "idle" | "backoff" | "stopping";
+  state: "starting" | "updating" | "running" | "idle" | "backoff" | "stopping" | "stopped";
   current_job: string | null;
   /** When the next cycle starts (idle or backoff), ISO 8601. */
   next_run_at: string | null;
@@ -108,4 +108,7 @@ export interface DaemonStatus {
   /** Where the forked web child listens, once it does. */
   web_url: string | null;
   updated_at: string;
+  /** Set with state "stopped" only: when the daemon stopped and its exit code. */
+  stopped_at?: string;
+  exit_code?: number;
 }

@@ -59,3 +59,18 @@ export function write_daemon_status(state_dir: string, status: DaemonStatus): vo
   fs.mkdirSync(state_dir, { recursive: true });
   write_file_atomic(daemon_status_path(state_dir), JSON.stringify(status));
 }
+
+/**
+ * The launcher's last word, once its worker and web processes are gone: without it, a daemon.json
+ * left at "stopping" (or "running") by a dead PID is how `materia status` knows the daemon died.
+ * The commit is the last worker's (it may have updated itself), else `commit()`'s.
+ */
+export function stopped_status(last: DaemonStatus | undefined, pid: number, commit: () => string, exit_code: number, now: Date): DaemonStatus {
+  const at = now.toISOString();
+  const ours = last?.pid === pid ? last : undefined;
+  return {
+    pid, worker_pid: null, web_pid: null, commit: ours?.commit ?? commit(), state: "stopped",
+    current_job: null, next_run_at: null, last_error: ours?.last_error ?? null, web_url: null,
+    updated_at: at, stopped_at: at, exit_code,
+  };
+}

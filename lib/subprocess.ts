@@ -20,6 +20,11 @@ export interface SubprocessOptions {
   on_start?: (pgid: number) => void;
   /** Aborting kills the group as a timeout does; `timed_out` stays false. */
   cancel?: AbortSignal;
+  /**
+   * Set: stdout is the program's answer (JSON, a file's content), kept whole in `stdout` up to
+   * this many bytes and kept out of the tail, which then holds stderr only; more kills the group.
+   */
+  stdout_bytes_max?: number;
 }
 
 export interface SubprocessResult {
@@ -27,6 +32,10 @@ export interface SubprocessResult {
   signal: NodeJS.Signals | null;
   timed_out: boolean;
   output_tail: string;
+  /** What stdout said, when `stdout_bytes_max` was set ("" otherwise). */
+  stdout: string;
+  /** stdout passed `stdout_bytes_max`, and the group was killed. */
+  stdout_overflowed: boolean;
 }
 
 /**
@@ -107,7 +116,22 @@ export async function run_subprocess(bin: string, args: string[], options: Subpr
     tail.add(line);
     options.on_line?.(line);
   };
-  const streams_closed = [child.stdout!, child.stderr!].map((stream) => read_lines(stream, options.line_bytes_max, take_line));
+  const stdout_chunks: Buffer[] = [];
+  let stdout_bytes = 0;
+  let stdout_overflowed = false;
+  const line_streams = options.stdout_bytes_max === undefined ? [child.stdout!, child.stderr!] : [child.stderr!];
+  const streams_closed = line_streams.map((stream) => read_lines(stream, options.line_bytes_max, take_line));
+  if (options.stdout_bytes_max !== undefined) {
+    const stdout_bytes_max = options.stdout_bytes_max;
+    child.stdout!.on("data", (chunk: Buffer) => {
+      stdout_bytes += chunk.length;
+      if (stdout_bytes > stdout_bytes_max) {
+        if (!stdout_overflowed) stop();
+        stdout_overflowed = true;
+      } else stdout_chunks.push(chunk);
+    });
+    streams_closed.push(new Promise<void>((resolve) => child.stdout!.once("close", resolve)));
+  }
 
   let timed_out = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
@@ -126,7 +150,7 @@ export async function run_subprocess(bin: string, args: string[], options: Subpr
   // The leader is gone, but a descendant may still hold the group (and our pipes) open.
   await kill_process_group(pgid, options.kill_grace_ms);
   await Promise.all(streams_closed);
-  return { exit_code: code, signal, timed_out, output_tail: tail.text() };
+  return { exit_code: code, signal, timed_out, output_tail: tail.text(), stdout: Buffer.concat(stdout_chunks).toString("utf8"), stdout_overflowed };
 }
 
 /** The last `bytes_max` bytes of `text` in UTF-8 (a character cut at the start is dropped). */

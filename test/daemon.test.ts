@@ -117,9 +117,9 @@ test("a hung SQLMESH_BIN is killed at TRANSFORM_TIMEOUT_S with its whole process
   assert.deepEqual(processes_tagged(tag), []);
 });
 
-test("TERM during a running transform: exit 0 within STOP_TIMEOUT_S, no process left, the run recorded as cancelled", async (t) => {
+test("TERM during a running transform: exit 0 within STOP_TIMEOUT_S, no process left, the run recorded as cancelled, daemon.json and materia status say stopped cleanly", async (t) => {
   const hung = hung_sqlmesh(t);
-  const { sandbox, daemon, notify, runs, tag } = await daemon_in_sandbox(t, { SQLMESH_BIN: hung.bin });
+  const { sandbox, daemon, notify, runs, tag, status } = await daemon_in_sandbox(t, { SQLMESH_BIN: hung.bin });
   await wait_until("SQLMesh running", 60_000, () => fs.existsSync(hung.pgid_file) && fs.readFileSync(hung.pgid_file, "utf8").trim() !== "");
   const pgid = Number(fs.readFileSync(hung.pgid_file, "utf8"));
   assert.equal(process_group_alive(pgid), true);
@@ -135,6 +135,17 @@ test("TERM during a running transform: exit 0 within STOP_TIMEOUT_S, no process 
   assert.deepEqual(processes_tagged(tag), [], "no process of the daemon is left");
   assert.equal(runs("transform", "cancelled").length, 1);
   assert.ok(notify.messages.some((m) => /^STOPPING=1$/m.test(m)));
+
+  const after = status()!;
+  assert.equal(after.state, "stopped");
+  assert.equal(after.exit_code, 0);
+  assert.equal(after.pid, daemon.pid);
+  assert.deepEqual([after.worker_pid, after.web_pid, after.current_job], [null, null, null], "no dead PID is named as running");
+  const stopped_ms = Date.parse(after.stopped_at!);
+  assert.ok(stopped_ms >= Date.now() - stopped.elapsed_ms - 60_000 && stopped_ms <= Date.now(), `stopped at ${after.stopped_at}`);
+  const cli = await run_cli(["status"], sandbox.env);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, new RegExp(`^daemon: stopped cleanly at ${after.stopped_at!.replace(/\./g, "\\.")} \\(pid ${daemon.pid}, commit \\S+\\)$`, "m"));
 });
 
 test("a web process that keeps dying is re-forked after growing delays, capped at RESTART_DELAY_MS_MAX; READY=1 waits until one listens", async (t) => {
@@ -201,12 +212,17 @@ test("kill -9 of the daemon's worker during a transform: the daemon (same PID) s
   assert.deepEqual(processes_tagged(tag), []);
 });
 
-test("kill -9 of the daemon itself: its worker and web child stop on their own within STOP_TIMEOUT_S", async (t) => {
+test("kill -9 of the daemon itself: its worker and web child stop on their own within STOP_TIMEOUT_S, and materia status says it died", async (t) => {
   const hung = hung_sqlmesh(t);
-  const { daemon, tag } = await daemon_in_sandbox(t, { SQLMESH_BIN: hung.bin });
+  const { daemon, tag, sandbox, status } = await daemon_in_sandbox(t, { SQLMESH_BIN: hung.bin });
   await wait_until("SQLMesh running", 60_000, () => fs.existsSync(hung.pgid_file) && fs.readFileSync(hung.pgid_file, "utf8").trim() !== "");
 
   process.kill(daemon.pid, "SIGKILL");
   await wait_until("every process of the daemon gone", stop_timeout_s * 1000, () => processes_tagged(tag).length === 0);
   await daemon.wait_for_line(/^<6>info: the daemon's launcher is gone: stopping/, 1_000);
+
+  assert.notEqual(status()!.state, "stopped", "nobody recorded a stop");
+  const cli = await run_cli(["status"], sandbox.env);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, new RegExp(`^daemon: DIED \\(pid ${daemon.pid} is gone without a clean stop; last state \\w+ at \\S+, commit \\S+\\)$`, "m"));
 });

@@ -22,6 +22,7 @@ const unit = supervisor_unit;
 const alert_unit = "materia-alert@materia-supervisor.service";
 /** Exposure score (0 safe … 10 exposed) each installed service must stay at or below. */
 const security_exposure_max = 2.0;
+const requirements = "jobs/transform/requirements.txt";
 
 interface Health {
   status: number;
@@ -182,7 +183,7 @@ describe("materia under a real systemd", { skip: refused }, () => {
     assert.match(ping.pinged("/fail").at(-1)?.body ?? "", /^extract: .*500/, "the failure was pinged with its reason");
   });
 
-  test("a self-update whose package-lock.json changed runs npm ci under the unit's hardening (offline, from npm's cache) and the dashboard serves the new commit", async () => {
+  test("a self-update whose package-lock.json and requirements.txt changed runs npm ci and reinstalls the Python venv under the unit's hardening (offline, from npm's cache and a wheelhouse) and the dashboard serves the new commit", async () => {
     upstream_fails = false;
     const before = await show("MainPID", "NRestarts");
     const bumped = await materia.origin.push_commit("version 0.1.1", (work) => {
@@ -192,7 +193,9 @@ describe("materia under a real systemd", { skip: refused }, () => {
         if (json.packages?.[""]) json.packages[""].version = "0.1.1";
         fs.writeFileSync(path.join(work, file), JSON.stringify(json, null, 2) + "\n");
       }
+      fs.appendFileSync(path.join(work, requirements), "# version 0.1.1\n");
     });
+    const requirements_digest = crypto.createHash("sha256").update(fs.readFileSync(path.join(materia.origin.work, requirements))).digest("hex");
     const since = await materia.ns.journal_mark();
     const watch = materia.ns.watch_unit(unit, ["ActiveState", "NRestarts", "MainPID"]);
     assert.equal((await materia.ns.systemctl("reload", unit)).code, 0);
@@ -204,6 +207,9 @@ describe("materia under a real systemd", { skip: refused }, () => {
     assert.deepEqual(journal.filter((line) => /update failed|EROFS|EACCES|read-only/i.test(line)), []);
     const installed = JSON.parse(await materia.ns.read_file("/opt/materia/node_modules/.package-lock.json")) as { version: string };
     assert.equal(installed.version, "0.1.1", "node_modules was installed from the new lock file");
+    assert.equal((await materia.ns.read_file("/opt/materia/.venv/.requirements.sha256")).trim(), requirements_digest,
+      "the venv was installed from the new requirements");
+    assert.match(await materia.ns.check(["runuser", "-u", "materia", "--", "/opt/materia/.venv/bin/sqlmesh", "--version"]), /^0\.\d+\.\d+/);
   });
 
   test("kill -9 of the main PID: Restart=always brings the daemon back and the dashboard answers; no alert, the unit never failed", async () => {

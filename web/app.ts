@@ -4,11 +4,13 @@ import express, { type NextFunction, type Request, type Response } from "express
 import type { Config } from "../config/schema.js";
 import { log } from "../lib/log.js";
 import { repo_root } from "../lib/paths.js";
+import type { AccessLog } from "./access_log.js";
 import { Assets, chartjs_dir, public_dir } from "./assets.js";
 import type { Catalog } from "./catalog.js";
 import { make_csrf, refuse_cross_site } from "./csrf.js";
 import { HttpError } from "./errors.js";
 import { make_fast_path } from "./fast_path.js";
+import type { FollowView } from "./follow.js";
 import { FreshnessMonitor } from "./freshness.js";
 import { PageResponses } from "./page_responses.js";
 import { format_cell, mount_page, type RenderHtml } from "./pages.js";
@@ -28,10 +30,10 @@ import { SettingsCookieError, settings_cookie_name } from "./settings.js";
 // handler that turns every failure into a status and a one-line message (never a stack trace).
 
 const views_dir = path.join(repo_root, "web/views");
-const logged_url_chars_max = 300;
 
 /** The web's request listener, for http.createServer. */
-export function create_app(config: Config, reader: ServingReader<Catalog>, request_run: RequestRun | undefined) {
+export function create_app(config: Config, reader: ServingReader<Catalog>, request_run: RequestRun | undefined, access_log: AccessLog,
+  follow_view?: () => FollowView) {
   const app = express();
   app.disable("x-powered-by");
   app.set("views", views_dir);
@@ -85,7 +87,7 @@ export function create_app(config: Config, reader: ServingReader<Catalog>, reque
 
   app.use(refuse_cross_site);
   const csrf = make_csrf();
-  mount_health(app, reader, freshness);
+  mount_health(app, reader, freshness, follow_view);
   for (const page of pages) mount_page(app, responses, page);
   mount_country_picker(app, reader);
   mount_settings(app, reader, config, csrf);
@@ -94,22 +96,9 @@ export function create_app(config: Config, reader: ServingReader<Catalog>, reque
   app.use((_req, _res, next) => next(new HttpError(404, "no such page")));
   app.use(error_handler);
   return (req: IncomingMessage, res: ServerResponse) => {
-    access_log(req, res);
+    access_log.observe(req, res);
     if (!fast_path(req, res)) app(req, res);
   };
-}
-
-function access_log(req: IncomingMessage, res: ServerResponse): void {
-  if (!log.isInfoEnabled()) return;
-  const started = process.hrtime.bigint();
-  // Now: Express rewrites req.url while a mounted router handles it.
-  const original = req.url ?? "";
-  res.once("close", () => {
-    const duration_ms = Number(process.hrtime.bigint() - started) / 1e6;
-    const url = original.length > logged_url_chars_max ? original.slice(0, logged_url_chars_max) + "…" : original;
-    const outcome = res.writableFinished ? String(res.statusCode) : `${res.statusCode} aborted`;
-    log.info(`web: ${req.method} ${url} ${outcome} ${duration_ms.toFixed(1)} ms`);
-  });
 }
 
 function error_handler(error: unknown, req: Request, res: Response, _next: NextFunction): void {

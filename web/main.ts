@@ -1,8 +1,12 @@
+import type { Server } from "node:http";
 import net, { type AddressInfo } from "node:net";
 import { ConfigError, load_config } from "../config/load.js";
+import type { Config } from "../config/schema.js";
 import { configure_log, log } from "../lib/log.js";
 import { exit_codes, inherited_listen_fd, type WebMessage } from "../lib/contract.js";
+import { AccessLog } from "./access_log.js";
 import { create_app } from "./app.js";
+import { Follower } from "./follow.js";
 import { load_catalog, type Catalog } from "./catalog.js";
 import { HttpError } from "./errors.js";
 import { create_bounded_server } from "./server_bounds.js";
@@ -15,18 +19,24 @@ import { ServingReader } from "./serving.js";
 /** After the grace, how long interrupted DuckDB queries get to return before their instance closes. */
 const interrupted_queries_wait_ms = 500;
 
-async function main(): Promise<void> {
-  let config;
-  let listen_fd;
+interface Settings {
+  config: Config;
+  /** The listening socket inherited from the daemon's launcher; undefined when run alone. */
+  listen_fd: number | undefined;
+}
+
+/** The configuration and the inherited socket; a bad one is one line and exit 2. */
+function read_settings(): Settings {
   try {
-    config = load_config();
-    listen_fd = inherited_listen_fd(process.env);
+    return { config: load_config(), listen_fd: inherited_listen_fd(process.env) };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     log.error(error.message);
     process.exit(exit_codes.config_error);
   }
-  configure_log({ level: config.log_level, line_bytes_max: config.log_line_bytes_max });
+}
+
+function exit_on_crash(): void {
   process.on("uncaughtException", (error) => {
     log.error(error);
     process.exit(exit_codes.failure);
@@ -35,34 +45,33 @@ async function main(): Promise<void> {
     log.error(reason instanceof Error ? reason : new Error(String(reason)));
     process.exit(exit_codes.failure);
   });
-  // DuckDB queries run on libuv's threadpool, which fs (static files) shares. The pool has started
-  // before any of our code runs (the ESM loader reads files through it), so its size can only come
-  // from the environment this process was started with.
+}
+
+/**
+ * DuckDB queries run on libuv's threadpool, which fs (static files) shares. The pool has started
+ * before any of our code runs (the ESM loader reads files through it), so its size can only come
+ * from the environment this process was started with.
+ */
+function warn_if_threadpool_too_small(config: Config): void {
   const threadpool_size = Number(process.env.UV_THREADPOOL_SIZE) || 4;
   if (config.web_query_concurrency_max >= threadpool_size) {
     log.warn(`web: WEB_QUERY_CONCURRENCY_MAX=${config.web_query_concurrency_max} leaves no libuv thread for file reads ` +
       `(UV_THREADPOOL_SIZE=${threadpool_size}): raise UV_THREADPOOL_SIZE in the environment that starts the web`);
   }
+}
 
-  const reader = new ServingReader<Catalog>({
-    path: config.serving_duckdb_path,
-    query_concurrency_max: config.web_query_concurrency_max,
-    query_queue_max: config.web_query_queue_max,
-    query_timeout_ms: config.web_query_timeout_ms,
-    swap_check: config.web_swap_check,
-    load_meta: load_catalog,
-    describe_meta: (catalog) => `release ${catalog.release_id}`,
-  });
-  const tell_daemon = (message: WebMessage) => {
-    try {
-      return process.send!(message);
-    } catch {
-      return false; // the channel closed: the daemon is gone
-    }
-  };
-  const request_run = process.send ? () => tell_daemon({ type: "run_now" }) : undefined;
-  const server = create_bounded_server(create_app(config, reader, request_run), config);
+/** What a stop must close, besides the server. */
+interface Closables {
+  reader: ServingReader<Catalog>;
+  access_log: AccessLog;
+  follower: Follower | undefined;
+}
 
+/**
+ * The stop on SIGTERM, SIGINT or the daemon gone: finish requests for WEB_SHUTDOWN_GRACE_MS, then
+ * close the rest and exit. Returns whether a stop has begun.
+ */
+function stop_on_signals(config: Config, server: Server, closables: Closables): () => boolean {
   let stopping = false;
   // From the stop on, every response ends its keep-alive connection gracefully: the client reads
   // "Connection: close" and opens its next connection, which the web process that took over accepts.
@@ -85,10 +94,12 @@ async function main(): Promise<void> {
     // listening socket stays open in the daemon, which queues new connections for the next web.
     const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
     const cut = setTimeout(() => server.closeAllConnections(), grace_ms);
-    await closed;
+    // A download under way is cancelled: its rclone process group is killed, not left behind.
+    await Promise.all([closed, closables.follower?.stop()]);
     clearTimeout(cut);
+    closables.access_log.close();
     // Whatever still runs has lost its client: interrupt it and wait only briefly.
-    await reader.close(interrupted_queries_wait_ms);
+    await closables.reader.close(interrupted_queries_wait_ms);
     log.info("web: stopped");
     process.exit(exit_codes.ok);
   };
@@ -96,16 +107,11 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void stop("SIGINT"));
   // Forked by the daemon: when it goes away, so do we (nobody would re-fork or stop us).
   process.on("disconnect", () => void stop("the daemon closed the IPC channel"));
+  return () => stopping;
+}
 
-  // Open the serving file before taking connections, so that the first requests after a hand-over
-  // cost what every request costs. Without a file yet, requests say "no data yet".
-  try {
-    await reader.with_snapshot(async () => undefined);
-  } catch (error) {
-    if (!(error instanceof HttpError)) throw error;
-  }
-  if (stopping) return;
-
+/** Listens on the inherited socket, or on WEB_HOST:WEB_PORT when run alone; then tells the daemon, if any. */
+function listen(server: Server, { config, listen_fd }: Settings, tell_daemon: (message: WebMessage) => boolean): void {
   server.on("error", (error) => {
     log.error(`web: cannot listen on ${listen_fd === undefined ? `${config.web_host}:${config.web_port}` : `fd ${listen_fd}`}: ${error.message}`);
     process.exit(exit_codes.failure);
@@ -123,6 +129,49 @@ async function main(): Promise<void> {
   };
   if (listen_fd === undefined) server.listen(config.web_port, config.web_host, on_listening);
   else server.listen({ fd: listen_fd }, on_listening);
+}
+
+async function main(): Promise<void> {
+  const settings = read_settings();
+  const { config } = settings;
+  configure_log({ level: config.log_level, line_bytes_max: config.log_line_bytes_max });
+  exit_on_crash();
+  warn_if_threadpool_too_small(config);
+
+  const reader = new ServingReader<Catalog>({
+    path: config.serving_duckdb_path,
+    query_concurrency_max: config.web_query_concurrency_max,
+    query_queue_max: config.web_query_queue_max,
+    query_timeout_ms: config.web_query_timeout_ms,
+    swap_check: config.web_swap_check,
+    load_meta: load_catalog,
+    describe_meta: (catalog) => `release ${catalog.release_id}`,
+  });
+  const tell_daemon = (message: WebMessage) => {
+    try {
+      return process.send!(message);
+    } catch {
+      return false; // the channel closed: the daemon is gone
+    }
+  };
+  const request_run = process.send ? () => tell_daemon({ type: "run_now" }) : undefined;
+  const access_log = new AccessLog({ interval_ms: config.web_access_log_interval_s * 1000, slow_ms: config.web_access_log_slow_ms,
+    lines_max: config.web_access_log_lines_max });
+  // A follower node (FOLLOW_REMOTE, `materia web --follow`) fetches each published serving file itself.
+  const follower = config.follow_remote === "" ? undefined : new Follower(config, config.follow_remote);
+  const server = create_bounded_server(create_app(config, reader, request_run, access_log, follower && (() => follower.view())), config);
+  const stopping = stop_on_signals(config, server, { reader, access_log, follower });
+
+  // Open the serving file before taking connections, so that the first requests after a hand-over
+  // cost what every request costs. Without a file yet, requests say "no data yet".
+  try {
+    await reader.with_snapshot(async () => undefined);
+  } catch (error) {
+    if (!(error instanceof HttpError)) throw error;
+  }
+  await follower?.start();
+  if (stopping()) return;
+  listen(server, settings, tell_daemon);
 }
 
 await main();

@@ -6,9 +6,11 @@ import { log } from "../../lib/log.js";
 import { repo_root } from "../../lib/paths.js";
 import { abort_reason } from "../../lib/deadline.js";
 import { run_subprocess } from "../../lib/subprocess.js";
+import { running_commit } from "../../lib/version.js";
 import { read_current_release } from "../current_release.js";
 import type { JobContext, JobResult } from "../job.js";
 import { read_built_release, type BuiltRelease } from "./built_release.js";
+import { changed_inputs, current_transform_inputs, forget_transform_record, read_transform_record, write_transform_record } from "./transform_inputs.js";
 
 export const sqlmesh_project_dir = path.join(repo_root, "jobs", "transform");
 
@@ -47,8 +49,9 @@ export function release_replaced(current: string, built: BuiltRelease | undefine
  * jobs/current_release.ts) against the one it replaces, with one `sqlmesh plan prod --auto-apply`:
  * staging.psd_coffee reads the releases landed since its last run, and model changes (after a
  * self-update) and a new pair of releases (new values of their variables) are applied together;
- * with none of them it is a quick no-op. Unit tests and audits run as part of the plan: a failing
- * one stops it before prod changes.
+ * when none of its inputs changed since the last successful transform (transform_inputs.ts),
+ * SQLMesh is not started at all and the run says "up to date". Unit tests and audits run as part
+ * of the plan: a failing one stops it before prod changes.
  */
 export async function run_transform(config: Config, context: JobContext): Promise<JobResult> {
   const pointer = read_current_release(config.materia_state_dir);
@@ -56,10 +59,18 @@ export async function run_transform(config: Config, context: JobContext): Promis
   if (!fs.existsSync(path.join(config.landing_dir, pointer.file))) {
     throw new TransformError(`the current release ${pointer.release_id} is not in LANDING_DIR: ${pointer.file} is missing (restore it, or run extract)`);
   }
+  const state_dir = config.materia_state_dir;
+  const last = read_transform_record(state_dir);
+  const changed = changed_inputs(last, current_transform_inputs(config, sqlmesh_project_dir, pointer));
+  if (changed.length === 0 && last && !context.force) {
+    return { summary: `up to date: release ${pointer.release_id}, the landed files, the SQLMesh project and the lakehouse ` +
+      `are as the transform of ${last.transformed_at} (commit ${last.commit}) left them (--force runs it anyway)` };
+  }
   const releases = { current: pointer.release_id, previous: release_replaced(pointer.release_id, await read_built_release(config.duckdb_path)) };
-  const log_dir = path.join(config.materia_state_dir, "sqlmesh-logs");
+  const log_dir = path.join(state_dir, "sqlmesh-logs");
 
   const sqlmesh = (command: string[]) => run_sqlmesh(config, context, { releases, log_dir }, command);
+  forget_transform_record(state_dir);
   try {
     // --run --ignore-cron with an exact --execution-time: staging.psd_coffee reads what landed up
     // to this moment (a plan alone stops at the last whole day, and SQLMesh's own "now" is cut to
@@ -70,8 +81,13 @@ export async function run_transform(config: Config, context: JobContext): Promis
     // environment has used for snapshot_ttl (SQLMesh's default, a week), so the lakehouse does not
     // grow with them. staging.psd_coffee keeps one version, which grows by one release per release.
     await sqlmesh(["janitor"]);
+    write_transform_record(state_dir, {
+      // Read again: the plan changed the lakehouse, and the landing dir or the pointer may have changed meanwhile (then the next cycle runs again).
+      inputs: current_transform_inputs(config, sqlmesh_project_dir, pointer), transformed_at: new Date().toISOString(), commit: running_commit(),
+    });
     const against = releases.previous ? ` against ${releases.previous}` : "";
-    return { summary: `lakehouse built for release ${releases.current}${against}`, output_tail: plan.output_tail };
+    const why = last ? `changed since the last transform: ${changed.join(", ")}` : "no earlier transform recorded";
+    return { summary: `lakehouse built for release ${releases.current}${against} (${why})`, output_tail: plan.output_tail };
   } finally {
     prune_log_files(log_dir, config.sqlmesh_log_files_max);
   }

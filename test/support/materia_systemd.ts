@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -14,11 +15,11 @@ import { boot_systemd, type SystemdNamespace } from "./systemd_namespace.js";
 // Paths are production's (/opt/materia, /data/materia, /etc/materia, the materia user): they
 // exist inside the namespace only. What the test must provide itself:
 // - /opt/materia is a host directory bound in (a clone of a test origin, so that tests can push
-//   commits), already cloned as bootstrap would clone it, with the Python venv of this checkout
-//   linked in (installing it needs PyPI; this checkout's was built from the same requirements).
-//   That venv may run on a Python the service user cannot read (pyenv's under /root): inside, it
-//   runs on Debian's /usr/bin/python3 instead, as a venv made on the box would;
-// - npm installs offline from a copy of this machine's npm cache (npm_config_offline in the env);
+//   commits), already cloned as bootstrap would clone it;
+// - npm installs offline from a copy of this machine's npm cache (npm_config_offline in the env),
+//   and pip from a wheelhouse of the pinned requirements built on the host once per requirements
+//   file (PIP_NO_INDEX, PIP_FIND_LINKS in the env): bootstrap's npm ci makes the venv in
+//   /opt/materia/.venv on Debian's python3 as the service user, as on a new box;
 // - the origin is a local bare repository at /srv/materia/origin.git (a safe.directory of the
 //   service user: it belongs to the test).
 
@@ -26,6 +27,7 @@ export const supervisor_unit = "materia-supervisor.service";
 const checkout_inside = "/opt/materia";
 const origin_inside = "/srv/materia/origin.git";
 const npm_cache_inside = "/run/materia-test/npm-cache";
+const wheelhouse_inside = "/run/materia-test/wheels";
 const env_file_inside = "/etc/materia/materia.env";
 const state_dir_inside = "/data/materia/state";
 const template_path = path.join(repo_root, "infra/materia.env.example");
@@ -61,20 +63,17 @@ export async function install_materia(settings: Record<string, string>): Promise
     const checkout = path.join(dir, "checkout");
     await git(dir, "clone", "-q", origin.origin, checkout);
     await git(checkout, "remote", "set-url", "origin", origin_inside);
-    const venv = path.join(repo_root, ".venv");
-    fs.symlinkSync(venv, path.join(checkout, ".venv"));
     const npm_cache = execFileSync("npm", ["config", "get", "cache"], { encoding: "utf8" }).trim();
 
     ns = await boot_systemd({
       binds: [
         { from: checkout, to: checkout_inside },
         { from: origin.origin, to: origin_inside, read_only: true },
-        { from: venv, to: venv, read_only: true },
         { from: npm_cache, to: npm_cache_inside, read_only: true },
+        { from: wheelhouse(), to: wheelhouse_inside, read_only: true },
       ],
     });
     const inside = ns;
-    await run_venv_on_system_python(inside, venv);
     // The user as bootstrap.sh creates it, first: the checkout must be the service user's before
     // bootstrap runs git in it (git refuses a repository owned by someone else).
     await inside.check(["useradd", "--system", "--user-group", "--home-dir", "/var/lib/materia", "--no-create-home",
@@ -85,10 +84,10 @@ export async function install_materia(settings: Record<string, string>): Promise
     await inside.check(["sh", "-c", `cp -a ${npm_cache_inside} /var/lib/materia/.npm && ` +
       `chown -R materia:materia /var/lib/materia ${checkout_inside}`]);
     const write_settings = async (overrides: Record<string, string>) => {
-      await inside.write_file(env_file_inside, env_file_text({ npm_config_offline: "true", ...overrides }), "0640", "root:materia");
+      await inside.write_file(env_file_inside, env_file_text({ ...offline_installs, ...overrides }), "0640", "root:materia");
     };
     await write_settings(settings);
-    await inside.check(["sh", `${checkout_inside}/infra/bootstrap.sh`], { timeout_ms: 600_000, env: { npm_config_offline: "true" } });
+    await inside.check(["sh", `${checkout_inside}/infra/bootstrap.sh`], { timeout_ms: 600_000, env: offline_installs });
 
     const daemon_status = async () => {
       const result = await inside.run(["cat", `${state_dir_inside}/daemon.json`]);
@@ -104,15 +103,22 @@ export async function install_materia(settings: Record<string, string>): Promise
   }
 }
 
-/** Overlays the venv's interpreter link and pyvenv.cfg (inside only) so that it runs on /usr/bin/python3. */
-async function run_venv_on_system_python(ns: SystemdNamespace, venv: string): Promise<void> {
-  const version = /^version\s*=\s*(\d+\.\d+)/m.exec(fs.readFileSync(path.join(venv, "pyvenv.cfg"), "utf8"))?.[1];
-  const system_version = (await ns.check(["/usr/bin/python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"])).trim();
-  if (version !== system_version) throw new Error(`${venv} is for Python ${version}, /usr/bin/python3 is ${system_version}`);
-  const layer = "/run/materia-test/venv-layer";
-  await ns.check(["sh", "-c", `mkdir -p ${layer}/upper/bin ${layer}/work && ln -sf /usr/bin/python3 ${layer}/upper/bin/python3 && ` +
-    `printf 'home = /usr/bin\ninclude-system-site-packages = false\nversion = ${version}\n' > ${layer}/upper/pyvenv.cfg && ` +
-    `mount -t overlay materia-test-venv -o lowerdir="$1",upperdir=${layer}/upper,workdir=${layer}/work "$1"`, "sh", venv]);
+/** npm and pip install from what the host provides, never from the registries. */
+const offline_installs = { npm_config_offline: "true", PIP_NO_INDEX: "1", PIP_FIND_LINKS: wheelhouse_inside };
+
+/**
+ * Wheels of every pinned requirement, built once per requirements file with this checkout's venv
+ * (from pip's cache, or PyPI on a new machine) and kept beside node_modules' cache.
+ */
+function wheelhouse(): string {
+  const requirements = path.join(repo_root, "jobs/transform/requirements.txt");
+  const digest = crypto.createHash("sha256").update(fs.readFileSync(requirements)).digest("hex").slice(0, 16);
+  const dir = path.join(repo_root, "node_modules/.cache/materia-test-wheels", digest);
+  if (fs.existsSync(path.join(dir, "complete"))) return dir;
+  execFileSync(path.join(repo_root, ".venv/bin/python"), ["-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+    "-r", requirements, "-w", dir], { stdio: ["ignore", "ignore", "inherit"], timeout: 600_000 });
+  fs.writeFileSync(path.join(dir, "complete"), "");
+  return dir;
 }
 
 /** The template with `settings` over its values; settings it does not list are added at the end. */
