@@ -49,7 +49,6 @@ export class JobRunner {
   async run(name: JobName, cancel: AbortSignal): Promise<JobRunResult> {
     if (cancel.aborted) return { outcome: "cancelled", message: "cancelled before it started", output_tail: "" };
     const pgids = new Set<number>();
-    this.running_pgids = pgids;
     let result: JobResultMessage | undefined;
     let got_result!: () => void;
     const result_in = new Promise<void>((resolve) => (got_result = resolve));
@@ -61,6 +60,7 @@ export class JobRunner {
         got_result();
       }
     });
+    this.running_pgids = pgids;
     // The run's one clock: the daemon keeps it; the job only hears "stop" with its reason.
     const deadline = start_job_deadline(this.config, name, cancel);
     let stopped_by: "timeout" | "cancelled" | undefined;

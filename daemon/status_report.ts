@@ -1,7 +1,7 @@
 import type { Config } from "../config/schema.js";
 import { format_age, judge_freshness, read_last_success, serving_published_at, type FreshnessVerdict } from "../lib/freshness.js";
 import { pid_alive } from "../lib/pipeline_lock.js";
-import type { DaemonStatus, RunRecord } from "../lib/contract.js";
+import { exit_codes, type DaemonStatus, type RunRecord } from "../lib/contract.js";
 import { read_daemon_status, read_run_history, run_duration_ms } from "../lib/run_history.js";
 
 function duration(run: RunRecord): string {
@@ -17,7 +17,7 @@ export function format_status_report(status: DaemonStatus | undefined, alive: bo
   const lines: string[] = [];
   if (!status) lines.push("daemon: never ran here (no status file)");
   else if (status.state === "stopped") {
-    const how = status.exit_code === 0 ? "stopped cleanly" : `stopped with exit code ${status.exit_code}`;
+    const how = status.exit_code === exit_codes.ok ? "stopped cleanly" : `stopped with exit code ${status.exit_code}`;
     lines.push(`daemon: ${how} at ${status.stopped_at} (pid ${status.pid}, commit ${status.commit})`);
     if (status.last_error) lines.push(`last error: ${status.last_error}`);
   } else if (!alive) {

@@ -1,40 +1,27 @@
 import assert from "node:assert/strict";
-import crypto from "node:crypto";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import test from "node:test";
 import { read_daemon_status } from "../lib/run_history.js";
-import { clone_linked_checkout, git, make_origin } from "./support/git_origin.js";
-import { DaemonProcess, healthz, kill_tagged, NotifySocket, processes_tagged, wait_until } from "./support/daemon_process.js";
-import { make_sandbox } from "./support/sandbox.js";
+import { deployed_checkout, git } from "./support/git_origin.js";
+import { healthz, NotifySocket, processes_tagged, wait_until } from "./support/daemon_process.js";
 import { press_run_now } from "./support/web_client.js";
 
 const admin_password = "test-admin-password";
 
 test("HUP with a newer commit on the git origin: the daemon (same PID) runs it and the web serves it; a failed update keeps the old commit; Run now on the admin page picks up the next one; a commit that does not build is rolled back", async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "materia-update-"));
-  const sandbox = make_sandbox({
-    WEB_PORT: "0", MATERIA_GIT_REF: "origin/main", PIPELINE_INTERVAL_S: "3600", STOP_TIMEOUT_S: "10",
-    SUBPROCESS_KILL_GRACE_MS: "1000", WEB_SHUTDOWN_GRACE_MS: "2000", GIT_TIMEOUT_S: "30", ADMIN_PASSWORD: admin_password,
+  const deployed = await deployed_checkout(t, "update", {
+    PIPELINE_INTERVAL_S: "3600", STOP_TIMEOUT_S: "10", SUBPROCESS_KILL_GRACE_MS: "1000", WEB_SHUTDOWN_GRACE_MS: "2000",
+    GIT_TIMEOUT_S: "30", ADMIN_PASSWORD: admin_password,
   });
-  const tag = crypto.randomUUID();
+  const { sandbox, tag, checkout } = deployed;
+  const { work, origin } = deployed.origin;
   const notify = await NotifySocket.open(sandbox.dir);
-  let daemon: DaemonProcess | undefined;
-  t.after(async () => {
-    await daemon?.kill();
-    kill_tagged(tag);
-    await notify.close();
-    sandbox.cleanup();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  const { work, origin } = await make_origin(dir);
-  const checkout = path.join(dir, "checkout");
-  await clone_linked_checkout(origin, checkout);
+  t.after(() => notify.close());
   const base = await git(checkout, "rev-parse", "--short=12", "HEAD");
   const status = () => read_daemon_status(sandbox.config.materia_state_dir);
 
-  daemon = new DaemonProcess({ ...sandbox.env, NOTIFY_SOCKET: notify.path }, tag, path.join(checkout, "dist/cli/materia.js"));
+  const daemon = deployed.start_daemon({ ...sandbox.env, NOTIFY_SOCKET: notify.path });
   await daemon.wait_for_line(new RegExp(`^<6>info: materia daemon ${base} started`), 30_000);
   await notify.wait_for("READY=1", /^READY=1$/m, 30_000);
   await wait_until("the first cycle to finish", 120_000, () => status()?.state === "idle");

@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
-import crypto from "node:crypto";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import test from "node:test";
 import type { RunRecord } from "../lib/contract.js";
 import { read_daemon_status, read_run_history } from "../lib/run_history.js";
-import { DaemonProcess, kill_tagged, processes_tagged, wait_until } from "./support/daemon_process.js";
-import { clone_linked_checkout, make_origin } from "./support/git_origin.js";
-import { make_sandbox, run_cli } from "./support/sandbox.js";
+import { processes_tagged, wait_until } from "./support/daemon_process.js";
+import { deployed_checkout } from "./support/git_origin.js";
+import { run_cli } from "./support/sandbox.js";
 import { open_read_only } from "./support/serving_reader.js";
 import { basic, get } from "./support/web_client.js";
 
@@ -22,26 +20,15 @@ function transforms(state_dir: string): { transform: RunRecord; export_serving: 
 }
 
 test("an idle cycle skips the transform and says up to date (run history, /admin, materia status); a self-update that changed a model runs it with real SQLMesh", async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "materia-idle-"));
-  const sandbox = make_sandbox({
-    WEB_PORT: "0", MATERIA_GIT_REF: "origin/main", PIPELINE_INTERVAL_S: "2", STOP_TIMEOUT_S: "10",
-    SUBPROCESS_KILL_GRACE_MS: "1000", WEB_SHUTDOWN_GRACE_MS: "2000", GIT_TIMEOUT_S: "30", ADMIN_PASSWORD: admin_password,
+  const deployed = await deployed_checkout(t, "idle", {
+    PIPELINE_INTERVAL_S: "2", STOP_TIMEOUT_S: "10", SUBPROCESS_KILL_GRACE_MS: "1000", WEB_SHUTDOWN_GRACE_MS: "2000",
+    GIT_TIMEOUT_S: "30", ADMIN_PASSWORD: admin_password,
   });
-  const tag = crypto.randomUUID();
-  let daemon: DaemonProcess | undefined;
-  t.after(async () => {
-    await daemon?.kill();
-    kill_tagged(tag);
-    sandbox.cleanup();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  const origin = await make_origin(dir);
-  const checkout = path.join(dir, "checkout");
-  await clone_linked_checkout(origin.origin, checkout);
+  const { sandbox, origin, tag } = deployed;
   const state_dir = sandbox.config.materia_state_dir;
   const sqlmesh_logs = () => fs.readdirSync(path.join(state_dir, "sqlmesh-logs")).length;
 
-  daemon = new DaemonProcess(sandbox.env, tag, path.join(checkout, "dist/cli/materia.js"));
+  const daemon = deployed.start_daemon();
   const first = await wait_until("the first cycle's transform and export", 180_000, () => transforms(state_dir)[0]?.export_serving && transforms(state_dir)[0]);
   assert.equal(first.transform.outcome, "ok", first.transform.message);
   assert.match(first.transform.message, /^lakehouse built for release \S+ \(no earlier transform recorded\)$/);

@@ -1,8 +1,13 @@
 import { execFile } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
+import type { TestContext } from "node:test";
 import { promisify } from "node:util";
 import { repo_root } from "../../lib/paths.js";
+import { DaemonProcess, kill_tagged } from "./daemon_process.js";
+import { make_sandbox, type Sandbox } from "./sandbox.js";
 
 const run = promisify(execFile);
 
@@ -59,4 +64,45 @@ export async function clone_linked_checkout(origin: string, checkout: string): P
   fs.symlinkSync(path.join(repo_root, "node_modules"), path.join(checkout, "node_modules"));
   fs.symlinkSync(path.join(repo_root, ".venv"), path.join(checkout, ".venv"));
   await run("npx", ["--no-install", "tsc", "-p", "tsconfig.json"], { cwd: checkout, timeout: 300_000 });
+}
+
+/** A sandbox whose daemon runs from a built checkout of a fresh git origin, as a production box does. */
+export interface DeployedCheckout {
+  sandbox: Sandbox;
+  origin: GitOrigin;
+  /** The built clone the daemon runs from. */
+  checkout: string;
+  /** In the environment of every process of the daemon (processes_tagged, kill_tagged). */
+  tag: string;
+  /** Starts the daemon from the checkout, in `env` (the sandbox's by default); it is killed after the test. */
+  start_daemon(env?: NodeJS.ProcessEnv): DaemonProcess;
+}
+
+/**
+ * A private dir named after `name`, a sandbox in it with MATERIA_GIT_REF=origin/main (`settings`
+ * win), an origin made from this checkout and a built clone of it; all removed after `t`, every
+ * daemon started killed first.
+ */
+export async function deployed_checkout(t: TestContext, name: string, settings: Record<string, string>): Promise<DeployedCheckout> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `materia-${name}-`));
+  const sandbox = make_sandbox({ WEB_PORT: "0", MATERIA_GIT_REF: "origin/main", ...settings });
+  const tag = crypto.randomUUID();
+  const daemons: DaemonProcess[] = [];
+  t.after(async () => {
+    for (const daemon of daemons) await daemon.kill();
+    kill_tagged(tag);
+    sandbox.cleanup();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const origin = await make_origin(dir);
+  const checkout = path.join(dir, "checkout");
+  await clone_linked_checkout(origin.origin, checkout);
+  return {
+    sandbox, origin, checkout, tag,
+    start_daemon(env = sandbox.env) {
+      const daemon = new DaemonProcess(env, tag, path.join(checkout, "dist/cli/materia.js"));
+      daemons.push(daemon);
+      return daemon;
+    },
+  };
 }
