@@ -267,6 +267,11 @@ describe("the manifest and the retention rule", () => {
     for (const [text, message] of cases) assert.throws(() => parse_manifest(text), { message }, text);
   });
 
+  test("materia web --follow with an empty remote stops at start with one line, exit 2 (the unit with FOLLOW_REMOTE unset)", async () => {
+    const result = await run_cli(["web", "--follow", ""], process.env, 30_000);
+    assert.deepEqual([result.code, result.stderr.trim()], [2, "materia: config: --follow needs an rclone remote:path (FOLLOW_REMOTE is empty)"]);
+  });
+
   test("pruning keeps the current file and the newest others up to the bound, and never touches names not ours", () => {
     const entry = (Name: string, ModTime: string) => ({ Name, ModTime, Size: 1, IsDir: false });
     const entries = [
