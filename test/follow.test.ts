@@ -129,6 +129,17 @@ describe("follower web nodes behind one publishing pipeline", () => {
     }
   });
 
+  test("every follower gives a page the same ETag, so a CDN revalidating against any of them gets a 304", async () => {
+    const page = "/country/BR?units=tonnes&from=2000&to=2023";
+    const etags = await Promise.all(followers.map(async (web) => (await fetch(web.url + page)).headers.get("etag")));
+    assert.match(etags[0] ?? "", /^"/);
+    assert.deepEqual(new Set(etags).size, 1, `one ETag on every node: ${etags.join(" ")}`);
+    for (const web of followers) {
+      const revalidated = await fetch(web.url + page, { headers: { "if-none-match": etags[0]! } });
+      assert.equal(revalidated.status, 304);
+    }
+  });
+
   test("a manifest naming a truncated or wrong-hash file: no follower swaps, each logs one line and keeps serving; the next good manifest is picked up", async () => {
     assert.equal(followers.length, 3, "the followers of the test before");
     const serving_dir = path.join(remote, "serving");
