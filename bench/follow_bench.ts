@@ -83,7 +83,7 @@ export async function bench_follow(context: BenchContext): Promise<Figure[]> {
     const size_mb = (fs.statSync(workspace.config.serving_duckdb_path).size / 1e6).toFixed(2);
     const latency = sample(latency_s, "s");
     return [
-      figure("12a", `publish → last of ${follower_count} followers serving it (FOLLOW_POLL_INTERVAL_S=${POLL_INTERVAL_S}, ${size_mb} MB file) ` +
+      figure("12a", `publish → last of ${follower_count} follower${follower_count > 1 ? "s" : ""} serving it (FOLLOW_POLL_INTERVAL_S=${POLL_INTERVAL_S}, ${size_mb} MB file) ` +
         "vs poll interval + one bare rclone download", latency, sample(floor_s, "s"),
         `≤ poll interval + 5 s (${POLL_INTERVAL_S + 5} s)`, () => latency.max <= POLL_INTERVAL_S + 5),
       figure("12b", `materia pipeline run publish (hash, export_info, upload, manifest, prune) vs bare rclone copyto of file + manifest`,
