@@ -3,12 +3,13 @@ import { spawn, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import net, { type AddressInfo } from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { files_to_prune } from "../jobs/publish/retention.js";
 import { parse_manifest, type ServingManifest } from "../lib/serving_manifest.js";
-import { wait_until } from "./support/daemon_process.js";
+import { daemon_in_sandbox, wait_until } from "./support/daemon_process.js";
 import { free_port } from "./support/http_server.js";
 import { failure_summary, LoadClient } from "./support/load_client.js";
 import { write_revised_release } from "./support/psd_zip.js";
@@ -257,6 +258,36 @@ async function serve_webdav(dir: string, port: number): Promise<ChildProcess> {
   });
   return child;
 }
+
+test("the daemon publishes in each cycle, after export_serving; a follower serves its release and takes its confirmations as freshness", async (t) => {
+  const remote = fs.mkdtempSync(path.join(os.tmpdir(), "materia-remote-"));
+  t.after(() => fs.rmSync(remote, { recursive: true, force: true }));
+  const { sandbox, runs, notify } = await daemon_in_sandbox(t, { SERVING_PUBLISH_REMOTE: remote, PIPELINE_INTERVAL_S: "2" });
+  // Two cycles: the first publishes the file, the second finds it there and confirms it.
+  await wait_until("two publish runs", 300_000, () => runs("publish", "ok").length >= 2);
+  const [first_publish, second_publish] = runs("publish", "ok").sort((a, b) => a.started_at.localeCompare(b.started_at));
+  assert.match(first_publish!.message, /uploaded \d+ bytes/);
+  assert.match(second_publish!.message, /already on the remote; manifest confirmed/);
+  const export_run = runs("export_serving", "ok").find((run) => run.cycle_id === first_publish!.cycle_id)!;
+  assert.ok(export_run.ended_at! <= first_publish!.started_at, "publish runs after export_serving's local swap");
+  assert.ok(notify.messages.some((m) => /^STATUS=publish running$/m.test(m)), "systemd saw STATUS=publish running");
+
+  const follower_dir = path.join(sandbox.dir, "follower");
+  const follower = await start_web({ ...sandbox.env, SERVING_DUCKDB_PATH: path.join(follower_dir, "serving.duckdb"),
+    MATERIA_STATE_DIR: path.join(follower_dir, "state"), FOLLOW_POLL_INTERVAL_S: "1", LOG_LEVEL: "info" },
+  { cli_args: ["web", "--follow", remote] });
+  t.after(() => follower.stop());
+  const published = read_manifest(remote);
+  await wait_until("the follower to serve the daemon's release", 30_000, () => serves(follower, published.release_id));
+  // Its freshness is the daemon's last confirmation of the file it serves, not its own poll.
+  await wait_until("the follower to record a confirmation", 30_000, async () => {
+    const response = await fetch(`${follower.url}/healthz`);
+    const body = (await response.json()) as { freshness: { last_success_at: string | null } };
+    const confirmed = read_manifest(remote).confirmed_at;
+    return response.status === 200 && body.freshness.last_success_at !== null &&
+      Date.parse(body.freshness.last_success_at) <= Date.parse(confirmed) && Date.parse(body.freshness.last_success_at) >= Date.parse(published.confirmed_at);
+  });
+});
 
 describe("the manifest and the retention rule", () => {
   const sha = (digit: string) => digit.repeat(64);
