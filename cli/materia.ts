@@ -38,7 +38,7 @@ pipeline.command("list").description("list the jobs in the order a cycle runs th
 });
 pipeline.command("run")
   .description("run one job, or all of them in order, now (never while another pipeline run holds the lock)")
-  .argument("<job>", "extract, transform, export_serving or all", pipeline_target)
+  .argument("<job>", "extract, transform, export_serving, publish or all", pipeline_target)
   .option("--force", "transform: run even when up to date; export_serving: publish even when nothing is new or the publish gate refuses")
   .action(async (target: string, options: { force?: boolean }) => {
     const config = configured();
@@ -58,6 +58,15 @@ program.command("daemon")
     // Loaded on demand, as every command's code is: the launcher process stays small.
     const { run_launcher } = await import("../daemon/launcher.js");
     process.exitCode = await run_launcher(configured());
+  });
+
+program.command("web")
+  .description("run the web app alone, reading SERVING_DUCKDB_PATH; with --follow, fetch each serving file a daemon publishes to REMOTE")
+  .option("--follow <remote>", "the rclone remote:path a daemon publishes to (SERVING_PUBLISH_REMOTE there; sets FOLLOW_REMOTE)")
+  .action(async (options: { follow?: string }) => {
+    // The web reads its settings from the environment, as when the daemon forks it.
+    if (options.follow !== undefined) process.env.FOLLOW_REMOTE = options.follow;
+    await import("../web/main.js");
   });
 
 program.command("status")

@@ -44,6 +44,13 @@ export function config_schema(repo_root: string) {
     SQLMESH_LOG_FILES_MAX: z.coerce.number().int("must be a whole number").min(1, "must be at least 1")
       .max(10_000, "must be at most 10000").default(50),
     EXPORT_TIMEOUT_S: seconds(300, 3600),
+    // Publish (jobs/publish): the rclone remote:path follower web nodes read (empty: off), the
+    // bound on one publish, and how many serving files the remote keeps (the current one included;
+    // at least 2: a follower may still be downloading the previous one).
+    SERVING_PUBLISH_REMOTE: z.string().default("").refine((r) => r === r.trim() && !r.startsWith("-"),
+      "must be empty or an rclone remote:path (no surrounding spaces, not starting with -)"),
+    SERVING_PUBLISH_TIMEOUT_S: seconds(300, 3600),
+    SERVING_PUBLISH_KEEP: whole_number(5, 2, 1000),
     SUBPROCESS_KILL_GRACE_MS: milliseconds(5000, 60_000),
     SUBPROCESS_OUTPUT_TAIL_BYTES_MAX: bytes(64 * 1024),
 
@@ -127,6 +134,16 @@ export function config_schema(repo_root: string) {
     WEB_ACCESS_LOG_LINES_MAX: whole_number(60, 0, 100_000),
     // "off" only for benchmarking the cost of the per-request stat: a swapped file is then never seen.
     WEB_SWAP_CHECK: on_off("on"),
+
+    // A follower web node (web/follow.ts, `materia web --follow REMOTE`): the rclone remote:path
+    // a daemon publishes to (empty: not a follower), how often it polls the manifest, the bounds
+    // on one look at the manifest and on one download, and the largest serving file it accepts.
+    FOLLOW_REMOTE: z.string().default("").refine((r) => r === r.trim() && !r.startsWith("-"),
+      "must be empty or an rclone remote:path (no surrounding spaces, not starting with -)"),
+    FOLLOW_POLL_INTERVAL_S: seconds(30, 3600),
+    FOLLOW_MANIFEST_TIMEOUT_S: seconds(30, 600),
+    FOLLOW_DOWNLOAD_TIMEOUT_S: seconds(300, 3600),
+    FOLLOW_SIZE_BYTES_MAX: bytes(1024 * 1024 * 1024),
   }).superRefine((settings, context) => {
     // Node refuses a headers bound past the request bound; a socket idle bound below the query bound would cut slow queries.
     const longer = (name: keyof typeof settings, other: keyof typeof settings) => {

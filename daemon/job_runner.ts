@@ -21,7 +21,7 @@ export interface JobRunResult {
 /** A job's own time bound from config: the daemon enforces the same one from outside. */
 export function job_timeout_ms(config: Config, name: JobName): number {
   const timeout_s = { extract: config.extract_timeout_s, transform: config.transform_timeout_s,
-    export_serving: config.export_timeout_s }[name];
+    export_serving: config.export_timeout_s, publish: config.serving_publish_timeout_s }[name];
   return timeout_s * 1000;
 }
 

@@ -12,7 +12,7 @@ export interface JobContext {
 /** A job's summary for the log and the run history. */
 export type JobResult = { summary: string; output_tail?: string };
 
-export type JobName = "extract" | "transform" | "export_serving";
+export type JobName = "extract" | "transform" | "export_serving" | "publish";
 
 export interface Job {
   name: JobName;

@@ -27,6 +27,12 @@ export const pipeline_jobs: readonly JobEntry[] = [
     description: "copy the serving tables into a new serving.duckdb and swap it in atomically",
     load: async () => (await import("./export_serving/index.js")).export_serving_job,
   },
+  {
+    // After the local swap, so that a slow or unreachable remote can neither delay nor undo it.
+    name: "publish",
+    description: "upload serving.duckdb and its manifest to SERVING_PUBLISH_REMOTE for follower web nodes (off when empty)",
+    load: async () => (await import("./publish/index.js")).publish_job,
+  },
 ];
 
 export function job_named(name: string): JobEntry | undefined {

@@ -15,6 +15,11 @@ export interface SubprocessOptions {
   on_start?: (pgid: number) => void;
   /** Aborting kills the group as a timeout does. */
   cancel?: AbortSignal;
+  /**
+   * Set: stdout is the program's answer (JSON, a file's content), kept whole in `stdout` up to
+   * this many bytes and kept out of the tail, which then holds stderr only; more kills the group.
+   */
+  stdout_bytes_max?: number;
 }
 
 export interface SubprocessResult {
@@ -22,6 +27,10 @@ export interface SubprocessResult {
   signal: NodeJS.Signals | null;
   timed_out: boolean;
   output_tail: string;
+  /** What stdout said, when `stdout_bytes_max` was set ("" otherwise). */
+  stdout: string;
+  /** stdout passed `stdout_bytes_max`, and the group was killed. */
+  stdout_overflowed: boolean;
 }
 
 /** True while any process of the group exists (zombies included). */
@@ -93,11 +102,26 @@ export async function run_subprocess(bin: string, args: string[], options: Subpr
     if (tail.length > options.output_tail_bytes_max) tail = tail.slice(tail.length - options.output_tail_bytes_max);
     options.on_line?.(line);
   };
-  const streams_closed = [child.stdout!, child.stderr!].map((stream) => {
+  const stdout_chunks: Buffer[] = [];
+  let stdout_bytes = 0;
+  let stdout_overflowed = false;
+  const line_streams = options.stdout_bytes_max === undefined ? [child.stdout!, child.stderr!] : [child.stderr!];
+  const streams_closed = line_streams.map((stream) => {
     const lines = readline.createInterface({ input: stream, crlfDelay: Infinity });
     lines.on("line", take_line);
     return new Promise<void>((resolve) => lines.once("close", resolve));
   });
+  if (options.stdout_bytes_max !== undefined) {
+    const stdout_bytes_max = options.stdout_bytes_max;
+    child.stdout!.on("data", (chunk: Buffer) => {
+      stdout_bytes += chunk.length;
+      if (stdout_bytes > stdout_bytes_max) {
+        if (!stdout_overflowed) stop();
+        stdout_overflowed = true;
+      } else stdout_chunks.push(chunk);
+    });
+    streams_closed.push(new Promise<void>((resolve) => child.stdout!.once("close", resolve)));
+  }
 
   let timed_out = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
@@ -116,5 +140,5 @@ export async function run_subprocess(bin: string, args: string[], options: Subpr
   // The leader is gone, but a descendant may still hold the group (and our pipes) open.
   await kill_process_group(pgid, options.kill_grace_ms);
   await Promise.all(streams_closed);
-  return { exit_code: code, signal, timed_out, output_tail: tail };
+  return { exit_code: code, signal, timed_out, output_tail: tail, stdout: Buffer.concat(stdout_chunks).toString("utf8"), stdout_overflowed };
 }

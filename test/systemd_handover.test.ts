@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import net, { type AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { wait_until } from "./support/daemon_process.js";
-import { serve_release, start_http_server, type TestServer } from "./support/http_server.js";
+import { free_port, serve_release, start_http_server, type TestServer } from "./support/http_server.js";
 import { failure_summary, LoadClient } from "./support/load_client.js";
 import { install_materia, supervisor_unit, type MateriaUnderSystemd } from "./support/materia_systemd.js";
 import { shipped_zip_path } from "./support/sandbox.js";
@@ -15,15 +14,6 @@ import { systemd_namespace_refused } from "./support/systemd_namespace.js";
 const refused = await systemd_namespace_refused();
 const socket_unit = "materia-web.socket";
 const load_clients = 8;
-
-/** A port free on loopback now: the socket unit needs a fixed one (ListenStream= takes no port 0). */
-async function free_port(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe("the dashboard's socket under a real systemd", { skip: refused }, () => {
   let upstream: TestServer;

@@ -10,6 +10,7 @@ import type { Catalog } from "./catalog.js";
 import { make_csrf, refuse_cross_site } from "./csrf.js";
 import { HttpError } from "./errors.js";
 import { make_fast_path } from "./fast_path.js";
+import type { FollowView } from "./follow.js";
 import { FreshnessMonitor } from "./freshness.js";
 import { PageResponses } from "./page_responses.js";
 import { format_cell, mount_page, type RenderHtml } from "./pages.js";
@@ -31,7 +32,8 @@ import { SettingsCookieError, settings_cookie_name } from "./settings.js";
 const views_dir = path.join(repo_root, "web/views");
 
 /** The web's request listener, for http.createServer. */
-export function create_app(config: Config, reader: ServingReader<Catalog>, request_run: RequestRun | undefined, access_log: AccessLog) {
+export function create_app(config: Config, reader: ServingReader<Catalog>, request_run: RequestRun | undefined, access_log: AccessLog,
+  follow_view?: () => FollowView) {
   const app = express();
   app.disable("x-powered-by");
   app.set("views", views_dir);
@@ -85,7 +87,7 @@ export function create_app(config: Config, reader: ServingReader<Catalog>, reque
 
   app.use(refuse_cross_site);
   const csrf = make_csrf();
-  mount_health(app, reader, freshness);
+  mount_health(app, reader, freshness, follow_view);
   for (const page of pages) mount_page(app, responses, page);
   mount_country_picker(app, reader);
   mount_settings(app, reader, config, csrf);

@@ -4,6 +4,7 @@ import { configure_log, log } from "../lib/log.js";
 import { inherited_listen_fd, type WebMessage } from "../lib/web_ipc.js";
 import { AccessLog } from "./access_log.js";
 import { create_app } from "./app.js";
+import { Follower } from "./follow.js";
 import { load_catalog, type Catalog } from "./catalog.js";
 import { HttpError } from "./errors.js";
 import { create_bounded_server } from "./server_bounds.js";
@@ -64,7 +65,9 @@ async function main(): Promise<void> {
   const request_run = process.send ? () => tell_daemon({ type: "run_now" }) : undefined;
   const access_log = new AccessLog({ interval_ms: config.web_access_log_interval_s * 1000, slow_ms: config.web_access_log_slow_ms,
     lines_max: config.web_access_log_lines_max });
-  const server = create_bounded_server(create_app(config, reader, request_run, access_log), config);
+  // A follower node (FOLLOW_REMOTE, `materia web --follow`) fetches each published serving file itself.
+  const follower = config.follow_remote === "" ? undefined : new Follower(config, config.follow_remote);
+  const server = create_bounded_server(create_app(config, reader, request_run, access_log, follower && (() => follower.view())), config);
 
   let stopping = false;
   // From the stop on, every response ends its keep-alive connection gracefully: the client reads
@@ -88,7 +91,8 @@ async function main(): Promise<void> {
     // listening socket stays open in the daemon, which queues new connections for the next web.
     const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
     const cut = setTimeout(() => server.closeAllConnections(), grace_ms);
-    await closed;
+    // A download under way is cancelled: its rclone process group is killed, not left behind.
+    await Promise.all([closed, follower?.stop()]);
     clearTimeout(cut);
     access_log.close();
     // Whatever still runs has lost its client: interrupt it and wait only briefly.
@@ -108,6 +112,7 @@ async function main(): Promise<void> {
   } catch (error) {
     if (!(error instanceof HttpError)) throw error;
   }
+  await follower?.start();
   if (stopping) return;
 
   server.on("error", (error) => {

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 
 export interface TestServer {
   url: string;
@@ -43,4 +43,16 @@ export function serve_release(file: string, etag: string, last_modified: string)
       "last-modified": last_modified,
     }).end(body);
   };
+}
+
+/**
+ * A port free on loopback now, for what cannot take port 0: a socket unit (ListenStream= takes no
+ * port 0), a server that must come back on the address a client already knows.
+ */
+export async function free_port(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

@@ -1,5 +1,6 @@
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import { compiled_path } from "../../lib/paths.js";
+import { cli_path } from "./sandbox.js";
 import { web_env, web_exec_argv } from "../../lib/web_launch.js";
 
 export const web_main_path = compiled_path("web/main.ts");
@@ -20,12 +21,14 @@ export interface WebProcess {
  * channel, waits for its web_listening message); "standalone" as `npm run web` does (reads the
  * URL from its log line).
  */
-export async function start_web(env: NodeJS.ProcessEnv, mode: "forked" | "standalone" = "forked",
+export async function start_web(env: NodeJS.ProcessEnv, mode: "forked" | "standalone" | { cli_args: string[] } = "forked",
   timeout_ms = 20_000): Promise<WebProcess> {
   const child_env = { ...env, ...web_env, WEB_PORT: "0", WEB_HOST: "127.0.0.1" };
+  // { cli_args }: through the CLI as an operator starts it (`materia web --follow …`), standalone otherwise.
+  const script = typeof mode === "object" ? [cli_path, ...mode.cli_args] : [web_main_path];
   const child = mode === "forked"
     ? fork(web_main_path, [], { env: child_env, execArgv: [...web_exec_argv], stdio: ["ignore", "pipe", "pipe", "ipc"] })
-    : spawn(process.execPath, [...web_exec_argv, web_main_path], { env: child_env, stdio: ["ignore", "pipe", "pipe"] });
+    : spawn(process.execPath, [...web_exec_argv, ...script], { env: child_env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   const messages: unknown[] = [];
   child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));

@@ -4,6 +4,7 @@ import { running_commit } from "../../lib/version.js";
 import type { FreshnessVerdict } from "../../lib/freshness.js";
 import type { Catalog } from "../catalog.js";
 import { HttpError } from "../errors.js";
+import type { FollowView } from "../follow.js";
 import type { FreshnessMonitor } from "../freshness.js";
 import type { RefusedFile, ServingReader } from "../serving.js";
 
@@ -14,7 +15,10 @@ import type { RefusedFile, ServingReader } from "../serving.js";
  * was refused is named under `refused`. Anyone may read this: it shows no path and no DuckDB error
  * text (the admin page does).
  */
-export function mount_health(app: Express, reader: ServingReader<Catalog>, freshness: FreshnessMonitor): void {
+export function mount_health(app: Express, reader: ServingReader<Catalog>, freshness: FreshnessMonitor,
+  follow_view?: () => FollowView): void {
+  // A follower node also says how far behind the publishing daemon's manifest it is.
+  const follow = () => (follow_view ? { follow: follow_view() } : {});
   app.get("/healthz", async (_req, res) => {
     try {
       const body = await reader.with_snapshot(async (snapshot) => {
@@ -26,6 +30,7 @@ export function mount_health(app: Express, reader: ServingReader<Catalog>, fresh
           serving: { ...file, release_id: String(row?.release_id), exported_at: snapshot.meta.exported_at },
           // Read after the snapshot: taking it is what notices (and opens or refuses) a new file.
           ...public_view(reader.refused_file()),
+          ...follow(),
         };
       });
       // Judged after the snapshot: taking it is what notices a newer file and its publish time.
@@ -39,7 +44,7 @@ export function mount_health(app: Express, reader: ServingReader<Catalog>, fresh
       if (!(error instanceof HttpError)) log.error(`web: /healthz: the serving file does not answer: ${String(error)}`);
       const message = error instanceof HttpError ? error.message : "the serving file does not answer; the server log has the details";
       res.status(503).set("Cache-Control", "no-store").json({ status: "unavailable", commit: running_commit(), error: message,
-        freshness: freshness_view(freshness.verdict()), ...public_view(reader.refused_file()) });
+        freshness: freshness_view(freshness.verdict()), ...public_view(reader.refused_file()), ...follow() });
     }
   });
 }
