@@ -11,6 +11,7 @@ import { bench_daemon } from "./daemon_bench.js";
 import { format_soak, soak } from "./soak.js";
 import { bench_export_vs_ctas } from "./export_vs_ctas.js";
 import { bench_extract_vs_curl } from "./extract_vs_curl.js";
+import { bench_follow } from "./follow_bench.js";
 import { bench_handover } from "./handover.js";
 import { bench_web_limit } from "./web_limit.js";
 import { bench_transform_releases } from "./transform_releases.js";
@@ -26,6 +27,7 @@ const benches: Record<string, (context: BenchContext) => Promise<Figure[]>> = {
   daemon: bench_daemon,
   transform: bench_transform_releases,
   handover: bench_handover,
+  follow: bench_follow,
 };
 
 const { values } = parseArgs({

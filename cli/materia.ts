@@ -65,6 +65,7 @@ program.command("web")
   .option("--follow <remote>", "the rclone remote:path a daemon publishes to (SERVING_PUBLISH_REMOTE there; sets FOLLOW_REMOTE)")
   .action(async (options: { follow?: string }) => {
     // The web reads its settings from the environment, as when the daemon forks it.
+    if (options.follow === "") throw new ConfigError("config: --follow needs an rclone remote:path (FOLLOW_REMOTE is empty)");
     if (options.follow !== undefined) process.env.FOLLOW_REMOTE = options.follow;
     await import("../web/main.js");
   });

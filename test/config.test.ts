@@ -42,6 +42,10 @@ describe("config", () => {
       [{ WEB_TRUST_PROXY: "everyone" }, /^materia: config: WEB_TRUST_PROXY must be empty, a number of hops, or comma-separated addresses/],
       [{ WEB_TRUST_PROXY: "10.0.0.0/33" }, /^materia: config: WEB_TRUST_PROXY must be empty/],
       [{ WEB_CONNECTIONS_MAX: "0" }, /^materia: config: WEB_CONNECTIONS_MAX must be at least 1 \(got "0"\)$/],
+      [{ SERVING_PUBLISH_REMOTE: "--config=/tmp/x" }, /^materia: config: SERVING_PUBLISH_REMOTE must be empty or an rclone remote:path \(no surrounding spaces, not starting with -\) \(got "--config=\/tmp\/x"\)$/],
+      [{ SERVING_PUBLISH_KEEP: "1" }, /^materia: config: SERVING_PUBLISH_KEEP must be at least 2 \(got "1"\)$/],
+      [{ FOLLOW_REMOTE: " r2:serving" }, /^materia: config: FOLLOW_REMOTE must be empty or an rclone remote:path/],
+      [{ FOLLOW_POLL_INTERVAL_S: "0" }, /^materia: config: FOLLOW_POLL_INTERVAL_S must be at least 1 second \(got "0"\)$/],
     ];
     for (const [settings, expected] of cases) {
       const result = await run_cli(["pipeline", "run", "extract"], { ...sandbox.env, ...settings });

@@ -2,11 +2,14 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
+import net, { type AddressInfo } from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ServingManifest } from "../lib/serving_manifest.js";
-import { wait_until } from "./support/daemon_process.js";
+import { files_to_prune } from "../jobs/publish/retention.js";
+import { parse_manifest, type ServingManifest } from "../lib/serving_manifest.js";
+import { daemon_in_sandbox, wait_until } from "./support/daemon_process.js";
 import { free_port } from "./support/http_server.js";
 import { failure_summary, LoadClient } from "./support/load_client.js";
 import { write_revised_release } from "./support/psd_zip.js";
@@ -127,6 +130,17 @@ describe("follower web nodes behind one publishing pipeline", () => {
     }
   });
 
+  test("every follower gives a page the same ETag, so a CDN revalidating against any of them gets a 304", async () => {
+    const page = "/country/BR?units=tonnes&from=2000&to=2023";
+    const etags = await Promise.all(followers.map(async (web) => (await fetch(web.url + page)).headers.get("etag")));
+    assert.match(etags[0] ?? "", /^"/);
+    assert.deepEqual(new Set(etags).size, 1, `one ETag on every node: ${etags.join(" ")}`);
+    for (const web of followers) {
+      const revalidated = await fetch(web.url + page, { headers: { "if-none-match": etags[0]! } });
+      assert.equal(revalidated.status, 304);
+    }
+  });
+
   test("a manifest naming a truncated or wrong-hash file: no follower swaps, each logs one line and keeps serving; the next good manifest is picked up", async () => {
     assert.equal(followers.length, 3, "the followers of the test before");
     const serving_dir = path.join(remote, "serving");
@@ -196,6 +210,41 @@ describe("follower web nodes behind one publishing pipeline", () => {
       assert.equal(unreachable.length, 1, `one line for the outage, not one per poll:\n${unreachable.join("\n")}`);
     }
   });
+
+  test("a publish that cannot reach the remote fails after the local swap and within SERVING_PUBLISH_TIMEOUT_S; the next one publishes, keeping SERVING_PUBLISH_KEEP files", async () => {
+    const manifest_before = fs.readFileSync(path.join(remote, "serving", "current.json"), "utf8");
+    const exported = await run_cli(["pipeline", "run", "export_serving", "--force"], sandbox.env);
+    assert.equal(exported.code, 0, exported.stderr);
+    const local_sha256 = sha256(sandbox.config.serving_duckdb_path);
+    assert.notEqual(local_sha256, read_manifest(remote).sha256, "a new file was exported");
+
+    const refused = await run_cli(["pipeline", "run", "publish"],
+      { ...sandbox.env, SERVING_PUBLISH_REMOTE: `:webdav,url='http://127.0.0.1:${await free_port()}/':` });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^materia: publish: rclone lsjson failed \(exit \d+\): .*connection refused/m);
+    // A remote that accepts and never answers: the publish is cut at its bound, its rclone killed.
+    const silent = net.createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const hung = await run_cli(["pipeline", "run", "publish"], { ...sandbox.env, SERVING_PUBLISH_TIMEOUT_S: "2",
+        SERVING_PUBLISH_REMOTE: `:webdav,url='http://127.0.0.1:${(silent.address() as AddressInfo).port}/':` });
+      assert.equal(hung.code, 1);
+      assert.match(hung.stderr, /^materia: publish: timed out after SERVING_PUBLISH_TIMEOUT_S=2 s$/m);
+    } finally {
+      silent.close();
+    }
+    assert.equal(sha256(sandbox.config.serving_duckdb_path), local_sha256, "the failed publishes left the local file alone");
+    assert.equal(fs.readFileSync(path.join(remote, "serving", "current.json"), "utf8"), manifest_before, "and the remote's manifest");
+
+    const published = await run_cli(["pipeline", "run", "publish"], { ...sandbox.env, SERVING_PUBLISH_KEEP: "2" });
+    assert.equal(published.code, 0, published.stderr);
+    assert.equal(read_manifest(remote).sha256, local_sha256);
+    const kept = fs.readdirSync(path.join(remote, "serving")).filter((name) => /^[0-9a-f]{64}\.duckdb$/.test(name));
+    assert.equal(kept.length, 2, `the current file and one other: ${kept.join(", ")}`);
+    assert.ok(kept.includes(`${local_sha256}.duckdb`));
+    const again = await run_cli(["pipeline", "run", "publish"], sandbox.env);
+    assert.match(again.stdout, /already on the remote; manifest confirmed/, "an unchanged file is not uploaded again");
+  });
 });
 
 /** `rclone serve webdav` of `dir` on 127.0.0.1:`port`, once it answers. */
@@ -209,3 +258,73 @@ async function serve_webdav(dir: string, port: number): Promise<ChildProcess> {
   });
   return child;
 }
+
+test("the daemon publishes in each cycle, after export_serving; a follower serves its release and takes its confirmations as freshness", async (t) => {
+  const remote = fs.mkdtempSync(path.join(os.tmpdir(), "materia-remote-"));
+  t.after(() => fs.rmSync(remote, { recursive: true, force: true }));
+  const { sandbox, runs, notify } = await daemon_in_sandbox(t, { SERVING_PUBLISH_REMOTE: remote, PIPELINE_INTERVAL_S: "2" });
+  // Two cycles: the first publishes the file, the second finds it there and confirms it.
+  await wait_until("two publish runs", 300_000, () => runs("publish", "ok").length >= 2);
+  const [first_publish, second_publish] = runs("publish", "ok").sort((a, b) => a.started_at.localeCompare(b.started_at));
+  assert.match(first_publish!.message, /uploaded \d+ bytes/);
+  assert.match(second_publish!.message, /already on the remote; manifest confirmed/);
+  const export_run = runs("export_serving", "ok").find((run) => run.cycle_id === first_publish!.cycle_id)!;
+  assert.ok(export_run.ended_at! <= first_publish!.started_at, "publish runs after export_serving's local swap");
+  assert.ok(notify.messages.some((m) => /^STATUS=publish running$/m.test(m)), "systemd saw STATUS=publish running");
+
+  const follower_dir = path.join(sandbox.dir, "follower");
+  const follower = await start_web({ ...sandbox.env, SERVING_DUCKDB_PATH: path.join(follower_dir, "serving.duckdb"),
+    MATERIA_STATE_DIR: path.join(follower_dir, "state"), FOLLOW_POLL_INTERVAL_S: "1", LOG_LEVEL: "info" },
+  { cli_args: ["web", "--follow", remote] });
+  t.after(() => follower.stop());
+  const published = read_manifest(remote);
+  await wait_until("the follower to serve the daemon's release", 30_000, () => serves(follower, published.release_id));
+  // Its freshness is the daemon's last confirmation of the file it serves, not its own poll.
+  await wait_until("the follower to record a confirmation", 30_000, async () => {
+    const response = await fetch(`${follower.url}/healthz`);
+    const body = (await response.json()) as { freshness: { last_success_at: string | null } };
+    const confirmed = read_manifest(remote).confirmed_at;
+    return response.status === 200 && body.freshness.last_success_at !== null &&
+      Date.parse(body.freshness.last_success_at) <= Date.parse(confirmed) && Date.parse(body.freshness.last_success_at) >= Date.parse(published.confirmed_at);
+  });
+});
+
+describe("the manifest and the retention rule", () => {
+  const sha = (digit: string) => digit.repeat(64);
+  const good: ServingManifest = { format: 1, release_id: "r1", sha256: sha("a"), size_bytes: 1847296,
+    exported_at: "2026-11-25T17:00:00.000Z", confirmed_at: "2026-11-25T17:01:00.000Z" };
+
+  test("a well-formed manifest is read as written", () => {
+    assert.deepEqual(parse_manifest(JSON.stringify(good)), good);
+  });
+
+  test("a malformed manifest is refused with a message naming what is wrong", () => {
+    const cases: [string, RegExp][] = [
+      ["{\"format\": 1, \"release", /^the manifest is not JSON$/],
+      [JSON.stringify({ ...good, sha256: "ABC" }), /^the manifest's sha256 must be 64 lowercase hex digits$/],
+      [JSON.stringify({ ...good, size_bytes: -1 }), /^the manifest's size_bytes /],
+      [JSON.stringify({ ...good, format: 2 }), /^the manifest's format /],
+      [JSON.stringify({ ...good, confirmed_at: "yesterday" }), /^the manifest's confirmed_at /],
+    ];
+    for (const [text, message] of cases) assert.throws(() => parse_manifest(text), { message }, text);
+  });
+
+  test("materia web --follow with an empty remote stops at start with one line, exit 2 (the unit with FOLLOW_REMOTE unset)", async () => {
+    const result = await run_cli(["web", "--follow", ""], process.env, 30_000);
+    assert.deepEqual([result.code, result.stderr.trim()], [2, "materia: config: --follow needs an rclone remote:path (FOLLOW_REMOTE is empty)"]);
+  });
+
+  test("pruning keeps the current file and the newest others up to the bound, and never touches names not ours", () => {
+    const entry = (Name: string, ModTime: string) => ({ Name, ModTime, Size: 1, IsDir: false });
+    const entries = [
+      entry(`${sha("1")}.duckdb`, "2026-11-20T00:00:00Z"), entry(`${sha("2")}.duckdb`, "2026-11-21T00:00:00Z"),
+      entry(`${sha("3")}.duckdb`, "2026-11-22T00:00:00Z"), entry(`${sha("4")}.duckdb`, "2026-11-19T00:00:00Z"),
+      entry("current.json", "2026-11-18T00:00:00Z"), entry("notes.duckdb", "2026-11-01T00:00:00Z"),
+    ];
+    // The current file is the oldest here (a release served again): it stays whatever its age.
+    assert.deepEqual(files_to_prune(entries, `${sha("4")}.duckdb`, 3).sort(), [`${sha("1")}.duckdb`]);
+    assert.deepEqual(files_to_prune(entries, `${sha("3")}.duckdb`, 2).sort(), [`${sha("1")}.duckdb`, `${sha("4")}.duckdb`]);
+    assert.deepEqual(files_to_prune(entries, `${sha("3")}.duckdb`, 5), []);
+    assert.throws(() => files_to_prune(entries, `${sha("3")}.duckdb`, 1), /at least 2/);
+  });
+});

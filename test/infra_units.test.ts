@@ -14,7 +14,8 @@ import { list_files } from "./support/sandbox.js";
 
 const unit_dir = path.join(repo_root, "infra/systemd");
 const template_path = path.join(repo_root, "infra/materia.env.example");
-const units = ["materia-web.socket", "materia-supervisor.service", "materia-backup.service", "materia-backup.timer", "materia-alert@.service"];
+const units = ["materia-web.socket", "materia-supervisor.service", "materia-backup.service", "materia-backup.timer", "materia-alert@.service",
+  "materia-web-follow.service"];
 /** Exposure score (0 safe … 10 exposed) each service must stay below: systemd calls < 2.0 "OK". */
 const security_exposure_max = 2.0;
 /** Settings only the units read (not config/schema.ts): keep this list short and explicit. */

@@ -21,8 +21,8 @@ export interface FollowView {
   manifest_sha256: string | null;
   /** sha256 of the local serving file; null without one. */
   local_sha256: string | null;
-  /** The local file is not the one the manifest names. */
-  behind: boolean;
+  /** The local file is not the one the manifest names; null before a manifest was read. */
+  behind: boolean | null;
   /** Since when the local file has not been the manifest's; null when it is. */
   behind_since: string | null;
   behind_s: number | null;
@@ -91,7 +91,7 @@ export class Follower {
       manifest_release_id: this.manifest?.release_id ?? null,
       manifest_sha256: this.manifest?.sha256 ?? null,
       local_sha256: this.local_sha256,
-      behind: this.behind_since !== null,
+      behind: this.manifest === undefined ? null : this.behind_since !== null,
       behind_since: this.behind_since,
       behind_s: age_s(this.behind_since),
       last_poll_at: this.last_poll_at,
@@ -130,13 +130,14 @@ export class Follower {
   }
 
   private async follow_manifest(): Promise<void> {
-    const manifest_call = this.call(this.config.follow_manifest_timeout_s);
-    const entry = await remote_stat(manifest_path(this.remote), manifest_call)
+    // One bound for the listing and the read together.
+    const manifest_deadline_ms = Date.now() + this.config.follow_manifest_timeout_s * 1000;
+    const entry = await remote_stat(manifest_path(this.remote), this.call(manifest_deadline_ms))
       .catch((error: Error) => { throw new PollError("the remote does not answer", error.message); });
     if (!entry) throw new PollError("the remote has no manifest yet", `${manifest_path(this.remote)} does not exist`);
     const unchanged = this.manifest_entry !== undefined && entry.Size === this.manifest_entry.Size && entry.ModTime === this.manifest_entry.ModTime;
     if (!unchanged || !this.manifest) {
-      const text = await rclone(["cat", manifest_path(this.remote)], manifest_call, manifest_bytes_max)
+      const text = await rclone(["cat", manifest_path(this.remote)], this.call(manifest_deadline_ms), manifest_bytes_max)
         .catch((error: Error) => { throw new PollError("the manifest cannot be read", error.message); });
       try {
         this.manifest = parse_manifest(text);
@@ -171,7 +172,7 @@ export class Follower {
     try {
       // --max-transfer bounds the disk a lying remote can fill; the check below catches the rest.
       await rclone(["copyto", "--max-transfer", String(this.config.follow_size_bytes_max),
-        serving_file_path(this.remote, manifest.sha256), this.download_path], this.call(this.config.follow_download_timeout_s))
+        serving_file_path(this.remote, manifest.sha256), this.download_path], this.call(Date.now() + this.config.follow_download_timeout_s * 1000))
         .catch((error: Error) => { throw new PollError(`the download of ${what} failed`, error.message); });
       const got = await file_digest(this.download_path);
       if (got.size_bytes !== manifest.size_bytes) {
@@ -196,8 +197,9 @@ export class Follower {
     throw this.refusal;
   }
 
-  private call(timeout_s: number): RcloneCall {
-    return { timeout_ms: timeout_s * 1000, kill_grace_ms: this.config.subprocess_kill_grace_ms,
+  /** An rclone call bounded by what is left until `deadline_ms`. */
+  private call(deadline_ms: number): RcloneCall {
+    return { timeout_ms: Math.max(1, deadline_ms - Date.now()), kill_grace_ms: this.config.subprocess_kill_grace_ms,
       output_tail_bytes_max: this.config.subprocess_output_tail_bytes_max, cancel: this.stop_controller.signal };
   }
 }

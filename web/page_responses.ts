@@ -109,7 +109,7 @@ export class PageResponses {
   /** serving_version of the file, computed once per file rather than per request. */
   private version_of(file: ServingFile, meta: Catalog): string {
     if (this.version_memo?.file !== file || this.version_memo.meta !== meta) {
-      this.version_memo = { file, meta, version: serving_version(file, meta) };
+      this.version_memo = { file, meta, version: serving_version(meta) };
     }
     return this.version_memo.version;
   }

@@ -7,7 +7,7 @@ import { market_year_label } from "./market_year.js";
 import { units, type UnitsName } from "./measures.js";
 import type { PageResponses } from "./page_responses.js";
 import type { ResponseBody } from "./prepared_response.js";
-import type { Row, ServingFile, Snapshot } from "./serving.js";
+import type { Row, Snapshot } from "./serving.js";
 import { read_settings, type Settings } from "./settings.js";
 
 // One query, three renderings (Datasette's rule): a page module loads a model of tables and
@@ -98,9 +98,14 @@ export interface Page<P extends PageParams = PageParams> {
 /** How a page is sent: its HTML, its JSON twin, or one of its tables as CSV. */
 export type Representation = "html" | "json" | `csv:${string}`;
 
-/** The serving file a response was computed from: a new release or a re-export (new inode) is a new version. */
-export function serving_version(file: Pick<ServingFile, "dev" | "ino">, catalog: Pick<Catalog, "release_id" | "exported_at">): string {
-  return `${catalog.release_id}@${catalog.exported_at}#${file.dev}:${file.ino}`;
+/**
+ * The serving file a response was computed from, by what export_serving wrote into it: a new
+ * release or a re-export (a new exported_at) is a new version. Not by its inode: every web node
+ * that serves the same published file (follower nodes, web/follow.ts) must derive the same ETags,
+ * or a CDN revalidating against another node would get a 200 where a 304 was due.
+ */
+export function serving_version(catalog: Pick<Catalog, "release_id" | "exported_at">): string {
+  return `${catalog.release_id}@${catalog.exported_at}`;
 }
 
 /**
