@@ -5,7 +5,7 @@ import { judge_freshness, read_last_success, record_cycle_success, serving_publi
 import { exit_codes, type DaemonStatus, type LauncherMessage, type RunRecord, type WorkerMessage } from "../lib/contract.js";
 import { log } from "../lib/log.js";
 import { acquire_pipeline_lock } from "../lib/pipeline_lock.js";
-import { close_unfinished_runs, record_run, write_daemon_status } from "../lib/run_history.js";
+import { RunHistory, write_daemon_status } from "../lib/run_history.js";
 import { running_commit } from "../lib/version.js";
 import { Alarm } from "./alarm.js";
 import { HealthcheckPinger } from "./healthcheck_ping.js";
@@ -41,6 +41,7 @@ export class Supervisor {
   /** The cancel of the self-update or jobs under way. */
   private work_cancel: AbortController | undefined;
   private exited!: (code: number) => void;
+  private readonly run_history: RunHistory;
   private status: DaemonStatus;
   /** The STATUS= text last sent: a new one goes out only when it differs. */
   private status_line = "";
@@ -51,6 +52,7 @@ export class Supervisor {
     this.notifier = new SystemdNotifier({ timeout_ms: config.notify_timeout_ms, queue_max: config.notify_queue_max });
     this.runner = new JobRunner(config);
     this.pinger = new HealthcheckPinger(config.healthcheck_ping_url, config.healthcheck_timeout_ms, config.log_line_bytes_max);
+    this.run_history = new RunHistory(config.materia_state_dir, config.run_history_entries_max);
     this.last_success_at = read_last_success(config.materia_state_dir);
     const commit = running_commit();
     this.settings = supervisor_settings(config, commit);
@@ -216,8 +218,7 @@ export class Supervisor {
       try {
         const killed = await kill_left_groups(this.config.materia_state_dir, this.config.subprocess_kill_grace_ms);
         if (killed > 0) log.warn(`killed ${killed} process group(s) left by a worker that died`);
-        const closed = close_unfinished_runs(this.config.materia_state_dir, "the daemon died while it ran",
-          this.config.run_history_entries_max);
+        const closed = this.run_history.close_unfinished("the daemon died while it ran");
         if (closed > 0) log.warn(`run history: ${closed} run(s) left running by a daemon that died marked cancelled`);
       } finally {
         release_lock();
@@ -279,7 +280,7 @@ export class Supervisor {
 
   private save_run(record: RunRecord): void {
     try {
-      record_run(this.config.materia_state_dir, record, this.config.run_history_entries_max);
+      this.run_history.record(record);
     } catch (error) {
       log.error(`cannot record run ${record.run_id}: ${(error as Error).message}`);
     }

@@ -1,6 +1,6 @@
 // The contract between materia's processes and threads, in one place: what crosses a process or
 // thread boundary (IPC messages, exit codes, the inherited socket) and the records on disk that
-// one process writes and another reads (runs.json, daemon.json). Both sides import their types
+// one process writes and another reads (runs.jsonl, daemon.json). Both sides import their types
 // from here, so a change to a message is a compile error on the side that was not changed.
 //
 // The launcher is the one process a self-update never reloads: a worker or web process of a newer
@@ -76,7 +76,7 @@ export type JobThreadMessage =
 /** How a job run ended; "timeout" is the job's deadline (*_TIMEOUT_S), "cancelled" a stop or reload. */
 export type RunOutcome = "running" | "ok" | "failed" | "timeout" | "cancelled";
 
-/** One job run in runs.json. */
+/** One job run: a line of runs.jsonl (the later line of a run_id wins). */
 export interface RunRecord {
   /** One id per job run: `${cycle_id}.${job}`. */
   run_id: string;
