@@ -47,3 +47,33 @@ export function cpu_seconds(pids: number[]): number {
   }
   return ticks / CLOCK_TICKS_PER_S;
 }
+
+/** What a soak samples of one process: resident memory (both ways), open file descriptors and threads. */
+export interface ProcessReading {
+  rss_bytes: number;
+  pss_bytes: number;
+  fds: number;
+  threads: number;
+}
+
+/** One process's reading; undefined once it is gone. */
+export function read_process(pid: number): ProcessReading | undefined {
+  try {
+    const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+    const kilobytes = (kind: string) => Number(new RegExp(`^${kind}:\\s+(\\d+) kB$`, "m").exec(rollup)?.[1] ?? Number.NaN) * 1024;
+    const threads = Number(/^Threads:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN);
+    const reading = { rss_bytes: kilobytes("Rss"), pss_bytes: kilobytes("Pss"), fds: fs.readdirSync(`/proc/${pid}/fd`).length, threads };
+    return Object.values(reading).every(Number.isFinite) ? reading : undefined;
+  } catch {
+    return undefined; // gone while we read it
+  }
+}
+
+/** Its command line, arguments joined by spaces; undefined once it is gone. */
+export function command_line(pid: number): string | undefined {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim();
+  } catch {
+    return undefined;
+  }
+}

@@ -8,6 +8,7 @@ import { load_config } from "../config/load.js";
 import { configure_log } from "../lib/log.js";
 import { repo_root } from "../lib/paths.js";
 import { bench_daemon } from "./daemon_bench.js";
+import { format_soak, soak } from "./soak.js";
 import { bench_export_vs_ctas } from "./export_vs_ctas.js";
 import { bench_extract_vs_curl } from "./extract_vs_curl.js";
 import { bench_follow } from "./follow_bench.js";
@@ -33,8 +34,19 @@ const { values } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     only: { type: "string", multiple: true },
+    // The soak runs alone: `--soak MINUTES` (with --quick: a 3 s pipeline interval instead of 15 s).
+    soak: { type: "string" },
   },
 });
+if (values.soak !== undefined) {
+  const minutes = Number(values.soak);
+  if (!(minutes >= 1 && minutes <= 24 * 60)) {
+    console.error(`bench: --soak takes the run's length in minutes, 1 to 1440 (got "${values.soak}")`);
+    process.exit(2);
+  }
+  await run_soak(minutes, values.quick);
+  process.exit(0);
+}
 const selected = values.only ?? Object.keys(benches);
 for (const name of selected) {
   if (!(name in benches)) throw new Error(`unknown bench ${name}: expected one of ${Object.keys(benches).join(", ")}`);
@@ -75,4 +87,18 @@ try {
   console.error(`bench: results in ${results_file}`);
 } finally {
   workspace.cleanup();
+}
+
+async function run_soak(minutes: number, quick: boolean): Promise<void> {
+  configure_log({ level: "warn", line_bytes_max: 16 * 1024 });
+  const interval_s = quick ? 3 : 15;
+  console.error(`bench: soak of ${minutes} min at PIPELINE_INTERVAL_S=${interval_s}…`);
+  const result = await soak({ minutes, interval_s });
+  console.log(format_soak(result));
+  const results_dir = path.join(repo_root, "bench", "results");
+  fs.mkdirSync(results_dir, { recursive: true });
+  const results_file = path.join(results_dir, quick ? "soak-quick.json" : "soak-latest.json");
+  const machine = { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, memory_bytes: os.totalmem(), kernel: os.release() };
+  fs.writeFileSync(results_file, JSON.stringify({ measured_at: new Date().toISOString(), machine, node: process.version, ...result }, null, 2) + "\n");
+  console.error(`bench: soak results in ${results_file}`);
 }

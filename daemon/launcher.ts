@@ -16,6 +16,13 @@ import type { LauncherMessage, WorkerMessage } from "./worker_ipc.js";
 const kill_margin_ms = 300;
 
 /**
+ * The worker runs each job in a new thread, and glibc gives threads malloc arenas of their own
+ * (up to 8 per core), each keeping its high-water mark: two bound that, as for the web
+ * (lib/web_launch.ts). Jobs run one at a time, so they never contend for an arena.
+ */
+const worker_env: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" };
+
+/**
  * `materia daemon`: a thin process that keeps the same PID for the daemon's whole life (the
  * MAINPID systemd watches, the PID an operator signals). It holds the dashboard's listening socket
  * and forks the web processes (web_child.ts), so that neither goes down with a worker; it runs the
@@ -75,7 +82,7 @@ export async function run_launcher(config: Config): Promise<number> {
   while (!stopping) {
     const started_ms = Date.now();
     // fork: the IPC channel closes when this process dies, however it dies, and the worker then stops.
-    worker = fork(compiled_path("daemon/supervisor_main.ts"), [], { stdio: "inherit" });
+    worker = fork(compiled_path("daemon/supervisor_main.ts"), [], { stdio: "inherit", env: { ...process.env, ...worker_env } });
     worker.on("message", (message: WorkerMessage) => {
       const serving = web.serving();
       if (message?.type === "worker_started" && serving) tell_worker({ type: "web_listening", ...serving });

@@ -9,7 +9,7 @@ import { restart_exit_code } from "./exit_codes.js";
 import { HealthcheckPinger } from "./healthcheck_ping.js";
 import { kill_left_groups } from "./job_groups.js";
 import { JobRunner, type JobOutcome } from "./job_runner.js";
-import { close_unfinished_runs, record_run, write_daemon_status, type DaemonStatus, type RunRecord } from "./run_history.js";
+import { RunHistory, write_daemon_status, type DaemonStatus, type RunRecord } from "./run_history.js";
 import { self_update } from "./self_update.js";
 import { status_text } from "./status_text.js";
 import { SystemdNotifier } from "./systemd_notify.js";
@@ -38,6 +38,7 @@ export class Supervisor {
   private readonly runner: JobRunner;
   private readonly alarm = new Alarm();
   private readonly pinger: HealthcheckPinger;
+  private readonly run_history: RunHistory;
   private status: DaemonStatus;
   /** The STATUS= text last sent: a new one goes out only when it differs. */
   private status_line = "";
@@ -55,6 +56,7 @@ export class Supervisor {
     this.notifier = new SystemdNotifier(config.notify_timeout_ms);
     this.runner = new JobRunner(config);
     this.pinger = new HealthcheckPinger(config.healthcheck_ping_url, config.healthcheck_timeout_ms, config.log_line_bytes_max);
+    this.run_history = new RunHistory(config.materia_state_dir, config.run_history_entries_max);
     this.last_success_at = read_last_success(config.materia_state_dir);
     this.status = {
       pid: process.ppid, worker_pid: process.pid, web_pid: null, commit: running_commit(), state: "starting",
@@ -274,8 +276,7 @@ export class Supervisor {
       try {
         const killed = await kill_left_groups(this.config.materia_state_dir, this.config.subprocess_kill_grace_ms);
         if (killed > 0) log.warn(`killed ${killed} process group(s) left by a worker that died`);
-        const closed = close_unfinished_runs(this.config.materia_state_dir, "the daemon died while it ran",
-          this.config.run_history_entries_max);
+        const closed = this.run_history.close_unfinished("the daemon died while it ran");
         if (closed > 0) log.warn(`run history: ${closed} run(s) left running by a daemon that died marked cancelled`);
       } finally {
         release_lock();
@@ -337,7 +338,7 @@ export class Supervisor {
 
   private save_run(record: RunRecord): void {
     try {
-      record_run(this.config.materia_state_dir, record, this.config.run_history_entries_max);
+      this.run_history.record(record);
     } catch (error) {
       log.error(`cannot record run ${record.run_id}: ${(error as Error).message}`);
     }

@@ -61,7 +61,8 @@ test("three cycles on the shipped data: READY=1 once the web answers, STATUS per
     if (!now?.web_pid || now.web_pid === old_web_pid || !now.web_url) return undefined;
     return [200, 503].includes((await http_status(`${now.web_url}/healthz`)) ?? 0) && now.web_url;
   });
-  assert.equal(await http_status(`${new_url}/healthz`), 200, "the new web child serves the published file");
+  const health = await fetch(`${new_url}/healthz`);
+  assert.equal(health.status, 200, `the new web child serves the published file: ${await health.text()}`);
 
   const stopped = await daemon.terminate(stop_timeout_s * 1000 + 5_000);
   assert.equal(stopped.code, 0);

@@ -1,16 +1,17 @@
 import assert from "node:assert/strict";
 import test from "node:test";
-import { record_run, type RunRecord } from "../daemon/run_history.js";
+import { RunHistory, type RunRecord } from "../daemon/run_history.js";
 import { make_sandbox, run_cli } from "./support/sandbox.js";
 
 /** `count` finished extract runs, one a minute, the newest last. */
 function record_runs(state_dir: string, count: number, entries_max: number): void {
+  const history = new RunHistory(state_dir, entries_max);
   for (let index = 0; index < count; index++) {
     const started_at = new Date(Date.UTC(2026, 0, 1, 0, index)).toISOString();
     const cycle_id = `cycle-${String(index).padStart(4, "0")}`;
     const run: RunRecord = { run_id: `${cycle_id}.extract`, cycle_id, job: "extract", started_at, ended_at: started_at,
       outcome: "ok", message: `run ${index}`, output_tail: "" };
-    record_run(state_dir, run, entries_max);
+    history.record(run);
   }
 }
 

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { after, before, describe, test } from "node:test";
-import { record_run, write_daemon_status } from "../daemon/run_history.js";
+import { RunHistory, write_daemon_status } from "../daemon/run_history.js";
 import { running_commit } from "../lib/version.js";
 import { wait_until } from "./support/daemon_process.js";
 import { make_sandbox, run_cli, type Sandbox } from "./support/sandbox.js";
@@ -191,9 +191,9 @@ describe("the dashboard on the real data", () => {
   test("/admin needs the password; Run now needs the CSRF token, then asks the daemon for a run", async () => {
     const state_dir = sandbox.config.materia_state_dir;
     const started = new Date(Date.now() - 90_000).toISOString();
-    record_run(state_dir, { run_id: "c1.transform", cycle_id: "c1", job: "transform", started_at: started,
+    new RunHistory(state_dir, 100).record({ run_id: "c1.transform", cycle_id: "c1", job: "transform", started_at: started,
       ended_at: new Date(Date.parse(started) + 42_000).toISOString(), outcome: "failed",
-      message: "sqlmesh exited with 1", output_tail: "Error: audit not_null failed on serving.rankings" }, 100);
+      message: "sqlmesh exited with 1", output_tail: "Error: audit not_null failed on serving.rankings" });
     write_daemon_status(state_dir, { pid: 4242, commit: "abc123", state: "backoff", current_job: null,
       next_run_at: "2030-01-01T00:00:00.000Z", last_error: "transform failed", web_url: web.url, updated_at: started });
 

@@ -174,6 +174,9 @@ export async function daemon_in_sandbox(t: TestContext, settings: Record<string,
     STOP_TIMEOUT_S: String(sandbox_stop_timeout_s),
     SUBPROCESS_KILL_GRACE_MS: "1000",
     WEB_SHUTDOWN_GRACE_MS: "2000",
+    // Three 1 s intervals plus a 1 s backoff would make the data stale after 4 s: one slow cycle
+    // on a loaded machine. A test of staleness sets its own.
+    STALE_AFTER_S: "3600",
     ...settings,
   });
   const notify = await NotifySocket.open(sandbox.dir);

@@ -17,6 +17,8 @@ export interface LoadOptions {
   request_timeout_ms: number;
   /** Pause after a failed request, so that a refusing server is not hammered in a hot loop. */
   pause_after_failure_ms: number;
+  /** Pause after a good one too: paced load (a soak's steady trickle) instead of as fast as the server answers. */
+  pause_after_success_ms?: number;
 }
 
 /**
@@ -57,7 +59,8 @@ export class LoadClient {
       const started_ms = performance.now();
       const outcome = await this.get(agent);
       this.requests.push({ client, started_ms, latency_ms: performance.now() - started_ms, outcome });
-      if (outcome !== "ok") await sleep(this.options.pause_after_failure_ms);
+      const pause_ms = outcome === "ok" ? this.options.pause_after_success_ms ?? 0 : this.options.pause_after_failure_ms;
+      if (pause_ms > 0) await sleep(pause_ms);
     }
   }
 
