@@ -101,7 +101,9 @@ test("the daemon pings HEALTHCHECK_PING_URL (/start, success, /fail with the rea
   const ping = await start_ping_server();
   t.after(() => ping.close());
   const { sandbox, notify, daemon, runs, status } = await daemon_in_sandbox(t, {
-    PSD_SOURCE_URL: upstream.url, STALE_AFTER_S: String(stale_after_s), HEALTHCHECK_PING_URL: ping.url, HEALTHCHECK_TIMEOUT_MS: "1000",
+    PSD_SOURCE_URL: upstream.url, STALE_AFTER_S: String(stale_after_s), HEALTHCHECK_PING_URL: ping.url,
+    // Long enough for a first fetch on a loaded machine: a /start given up would leave the order untested.
+    HEALTHCHECK_TIMEOUT_MS: "5000",
   });
   const status_report = async () => {
     const result = await run_cli(["status"], sandbox.env);
@@ -137,7 +139,7 @@ test("the daemon pings HEALTHCHECK_PING_URL (/start, success, /fail with the rea
   ping.hang = true;
   const failed_before = runs("extract", "failed").length;
   await wait_until("three more cycles with the ping endpoint hung", 60_000, () => runs("extract", "failed").length >= failed_before + 3);
-  await daemon.wait_for_line(/^<4>warn: healthcheck: the (start|fail) ping failed: no answer within HEALTHCHECK_TIMEOUT_MS=1000$/, 30_000);
+  await daemon.wait_for_line(/^<4>warn: healthcheck: the (start|fail) ping failed: no answer within HEALTHCHECK_TIMEOUT_MS=5000$/, 30_000);
 
   // Both recover: a success ping, and the stale warning is gone from STATUS and /healthz.
   ping.hang = false;
