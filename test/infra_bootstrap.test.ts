@@ -72,6 +72,15 @@ describe("bootstrap.sh --root", () => {
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+  /** An install root `name` whose /etc/materia/materia.env the operator already wrote. */
+  const root_with_env = (name: string, text: string, mode?: number) => {
+    const root = path.join(dir, name);
+    const env_file = path.join(root, "etc/materia/materia.env");
+    fs.mkdirSync(path.dirname(env_file), { recursive: true });
+    fs.writeFileSync(env_file, text, { mode });
+    return { root, env_file };
+  };
+
   test("a fresh install writes the checkout, the env file from the template, the units and the data dir", async () => {
     const root = path.join(dir, "fresh");
     const result = await bootstrap("--root", root, "--repo", origin);
@@ -106,11 +115,8 @@ describe("bootstrap.sh --root", () => {
   });
 
   test("an operator's env file is left byte-identical, mode included", async () => {
-    const root = path.join(dir, "operator");
-    const env_file = path.join(root, "etc/materia/materia.env");
-    fs.mkdirSync(path.dirname(env_file), { recursive: true });
     const operator_text = "# tuned by hand\nADMIN_PASSWORD=s3cret-by-hand\nMATERIA_GIT_REF=\"origin/main\"\nWEB_PORT=5001\n";
-    fs.writeFileSync(env_file, operator_text, { mode: 0o600 });
+    const { root, env_file } = root_with_env("operator", operator_text, 0o600);
     const result = await bootstrap("--root", root, "--repo", origin);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(fs.readFileSync(env_file, "utf8"), operator_text);
@@ -118,11 +124,8 @@ describe("bootstrap.sh --root", () => {
   });
 
   test("materia-web.socket listens on WEB_HOST:WEB_PORT of the env file; a new port stops the daemon and the socket, then starts both", async () => {
-    const root = path.join(dir, "socket");
-    const env_file = path.join(root, "etc/materia/materia.env");
+    const { root, env_file } = root_with_env("socket", "WEB_HOST=::1\nWEB_PORT=5001\n");
     const socket_unit = path.join(root, "etc/systemd/system/materia-web.socket");
-    fs.mkdirSync(path.dirname(env_file), { recursive: true });
-    fs.writeFileSync(env_file, "WEB_HOST=::1\nWEB_PORT=5001\n");
     const first = await bootstrap("--root", root, "--repo", origin);
     assert.equal(first.code, 0, first.stderr);
     const listen_streams = () => fs.readFileSync(socket_unit, "utf8").split("\n").filter((line) => line.startsWith("ListenStream="));
@@ -145,10 +148,7 @@ describe("bootstrap.sh --root", () => {
   });
 
   test("with WEB_PORT=0 (any free port) no socket unit is installed: the daemon binds the port itself", async () => {
-    const root = path.join(dir, "any-port");
-    const env_file = path.join(root, "etc/materia/materia.env");
-    fs.mkdirSync(path.dirname(env_file), { recursive: true });
-    fs.writeFileSync(env_file, "WEB_PORT=0\n");
+    const { root } = root_with_env("any-port", "WEB_PORT=0\n");
     const result = await bootstrap("--root", root, "--repo", origin);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(fs.existsSync(path.join(root, "etc/systemd/system/materia-web.socket")), false);
@@ -171,10 +171,7 @@ describe("bootstrap.sh --root", () => {
   });
 
   test("a MATERIA_GIT_REF that names no commit is refused with one line naming it", async () => {
-    const root = path.join(dir, "bad-ref");
-    const env_file = path.join(root, "etc/materia/materia.env");
-    fs.mkdirSync(path.dirname(env_file), { recursive: true });
-    fs.writeFileSync(env_file, "MATERIA_GIT_REF=origin/no-such-branch\n");
+    const { root } = root_with_env("bad-ref", "MATERIA_GIT_REF=origin/no-such-branch\n");
     const result = await bootstrap("--root", root, "--repo", origin);
     assert.equal(result.code, 1);
     assert.equal(result.stderr, "bootstrap: MATERIA_GIT_REF=origin/no-such-branch (in /etc/materia/materia.env) is not a commit in /opt/materia after git fetch\n");
